@@ -1,0 +1,44 @@
+# iacc — see README.md. `make run` and `make test` are the two set-up commands.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/iacc
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+STATICCHECK_VERSION ?= v0.8.2
+# Packages are tested in parallel, each against its own database.
+TEST_FLAGS ?= -race -count=1 -timeout 15m
+
+.PHONY: run test lint build migrate services fuzz clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+services: ## make sure MariaDB/MySQL and Redis answer on 127.0.0.1 (starts or installs them)
+	@deploy/local/services.sh up
+
+build: ## build bin/iacc
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/iacc
+
+run: services build ## start the services, then iacc serve on :8080 (local mode)
+	./$(BIN) serve
+
+migrate: services build ## apply database migrations
+	./$(BIN) migrate up
+
+test: services ## run every test against the real MariaDB and Redis (with -race)
+	$(GO) test $(TEST_FLAGS) ./...
+
+fuzz: ## run each fuzz target briefly
+	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$t $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$${FUZZTIME:-10s} $$t || exit 1; \
+	  done; done
+
+lint: ## go vet, staticcheck and gofmt
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@if command -v shellcheck >/dev/null; then shellcheck deploy/local/*.sh .ci/run; fi
+
+clean: ## remove build output and local data (var/)
+	rm -rf bin var

@@ -1,0 +1,169 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/iacc/iacc/store"
+)
+
+// Principal is the authenticated caller.
+type Principal struct {
+	UserID   int64
+	TenantID int64
+	Role     string
+	VendorID int64 // vendor users only
+}
+
+// claims are the access token's JWT claims.
+type claims struct {
+	jwt.RegisteredClaims
+	Tenant int64  `json:"tid"`
+	Role   string `json:"role"`
+	Vendor int64  `json:"vid,omitempty"`
+}
+
+const maxTokenBytes = 4096
+
+// dummyHash is compared against when the user does not exist, so that an
+// unknown email costs the same time as a wrong password.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("iacc-timing-equaliser"), bcrypt.DefaultCost)
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+func (s *Server) login(c *fiber.Ctx) error {
+	var req loginRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	var v validator
+	v.check(strings.TrimSpace(req.Email) != "", "email", "is required")
+	v.check(req.Password != "", "password", "is required")
+	v.check(len(req.Password) <= 72, "password", "must be at most 72 bytes")
+	if err := v.err(); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
+	u, err := store.GetUserByEmail(ctx, s.db, strings.ToLower(strings.TrimSpace(req.Email)))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	hash := dummyHash
+	if err == nil {
+		hash = []byte(u.PasswordHash)
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil || u.Disabled {
+		return errUnauthorized("invalid email or password")
+	}
+	tok, err := s.IssueToken(Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, VendorID: u.VendorID})
+	if err != nil {
+		return err
+	}
+	return c.JSON(tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.cfg.TokenTTL / time.Second)})
+}
+
+// IssueToken signs an access token for p.
+func (s *Server) IssueToken(p Principal) (string, error) {
+	now := time.Now()
+	cl := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    s.cfg.Issuer,
+			Subject:   strconv.FormatInt(p.UserID, 10),
+			Audience:  jwt.ClaimStrings{s.cfg.Audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TokenTTL)),
+		},
+		Tenant: p.TenantID, Role: p.Role, Vendor: p.VendorID,
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, cl).SignedString(s.cfg.JWTSecret)
+	if err != nil {
+		return "", errors.New("sign access token: " + err.Error())
+	}
+	return tok, nil
+}
+
+// parseToken verifies an access token: HS256 only (alg "none" and every
+// other algorithm are refused), signature, exp required, iss and aud checked.
+func (s *Server) parseToken(raw string) (Principal, error) {
+	if len(raw) > maxTokenBytes {
+		return Principal{}, errors.New("token too long")
+	}
+	var cl claims
+	_, err := jwt.ParseWithClaims(raw, &cl, func(*jwt.Token) (any, error) { return s.cfg.JWTSecret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuer(s.cfg.Issuer),
+		jwt.WithAudience(s.cfg.Audience),
+		jwt.WithLeeway(30*time.Second),
+	)
+	if err != nil {
+		return Principal{}, err
+	}
+	uid, err := strconv.ParseInt(cl.Subject, 10, 64)
+	if err != nil || uid <= 0 || cl.Tenant <= 0 || !store.ValidRole(cl.Role) {
+		return Principal{}, errors.New("token claims incomplete")
+	}
+	if cl.Role == store.RoleVendor && cl.Vendor <= 0 {
+		return Principal{}, errors.New("vendor token without vendor")
+	}
+	return Principal{UserID: uid, TenantID: cl.Tenant, Role: cl.Role, VendorID: cl.Vendor}, nil
+}
+
+type principalKey struct{}
+
+// authenticate requires a valid bearer token and stores the principal.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	h := c.Get(fiber.HeaderAuthorization)
+	scheme, raw, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="iacc"`)
+		return errUnauthorized("a bearer token is required")
+	}
+	p, err := s.parseToken(strings.TrimSpace(raw))
+	if err != nil {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="iacc", error="invalid_token"`)
+		return errUnauthorized("the bearer token is invalid or expired")
+	}
+	c.Locals(principalKey{}, p)
+	c.SetUserContext(context.WithValue(c.UserContext(), principalKey{}, p))
+	return c.Next()
+}
+
+func principal(c *fiber.Ctx) Principal {
+	p, _ := c.Locals(principalKey{}).(Principal)
+	return p
+}
+
+// HashPassword hashes a password with bcrypt (passwords over 72 bytes are
+// refused, as bcrypt would silently ignore the rest).
+func HashPassword(pw string) (string, error) {
+	if len(pw) > 72 {
+		return "", errors.New("password longer than 72 bytes")
+	}
+	if len(pw) < 8 {
+		return "", errors.New("password shorter than 8 characters")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return "", err
+	}
+	return string(h), nil
+}

@@ -1,0 +1,34 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// health is liveness: the process serves HTTP.
+func (s *Server) health(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// ready is readiness: MySQL and Redis answer. A failing part is named.
+func (s *Server) ready(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	checks := fiber.Map{"mysql": "ok", "redis": "ok"}
+	ok := true
+	if err := s.db.PingContext(ctx); err != nil {
+		checks["mysql"] = "unreachable"
+		ok = false
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		checks["redis"] = "unreachable"
+		ok = false
+	}
+	if !ok {
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": checks})
+	}
+	return c.JSON(fiber.Map{"status": "ready", "checks": checks})
+}

@@ -1,0 +1,129 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/iacc/iacc/blob"
+	"github.com/iacc/iacc/store"
+)
+
+// Config tunes the API.
+type Config struct {
+	JWTSecret      []byte
+	TokenTTL       time.Duration // access token lifetime (1 h)
+	Issuer         string
+	Audience       string
+	BodyLimit      int           // bytes
+	MaxItems       int           // items per purchase order
+	RequestTimeout time.Duration // deadline of a request's database work
+	PublishTimeout time.Duration // deadline of the fast-path enqueue
+	ReadTimeout    time.Duration
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = time.Hour
+	}
+	if c.Issuer == "" {
+		c.Issuer = "iacc"
+	}
+	if c.Audience == "" {
+		c.Audience = "iacc-api"
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = 1 << 20
+	}
+	if c.MaxItems <= 0 {
+		c.MaxItems = 500
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 500 * time.Millisecond
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 15 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	DB     *store.DB
+	Redis  redis.UniversalClient
+	Queue  *asynq.Client
+	Blobs  blob.Store
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg       Config
+	db        *store.DB
+	rdb       redis.UniversalClient
+	blobs     blob.Store
+	log       *slog.Logger
+	publisher *Publisher
+	app       *fiber.App
+}
+
+// New builds the API. Call Close after the app stops to flush the publisher.
+func New(cfg Config, d Deps) *Server {
+	cfg.defaults()
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log}
+	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log)
+	s.app = fiber.New(fiber.Config{
+		AppName:               "iacc",
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		ErrorHandler:          s.handleError,
+		DisableStartupMessage: true,
+		StrictRouting:         false,
+		CaseSensitive:         true,
+	})
+	s.routes()
+	return s
+}
+
+// App is the Fiber app, for Listen and for in-memory tests (app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Listen serves on addr until Shutdown.
+func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
+
+// Shutdown stops accepting connections, waits for in-flight requests up to
+// ctx's deadline, then flushes pending outbox marks.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.app.ShutdownWithContext(ctx)
+	s.publisher.Close()
+	return err
+}
+
+// Close flushes the publisher (for tests that never Listen).
+func (s *Server) Close() { s.publisher.Close() }
+
+// requestCtx is the context for a handler's database and queue work: the
+// request's context with the configured deadline.
+func (s *Server) requestCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+}

@@ -1,0 +1,76 @@
+package blob
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDirPutOpenDelete(t *testing.T) {
+	ctx := context.Background()
+	d, err := NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.Put(ctx, "tenants/1/po/7/v1.pdf", strings.NewReader("hello"))
+	if err != nil || n != 5 {
+		t.Fatalf("put: n=%d err=%v", n, err)
+	}
+	if _, err := d.Put(ctx, "tenants/1/po/7/v1.pdf", strings.NewReader("hello again")); err != nil {
+		t.Fatalf("overwrite: %v", err)
+	}
+	rc, err := d.Open(ctx, "tenants/1/po/7/v1.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != "hello again" {
+		t.Fatalf("got %q", got)
+	}
+	entries, _ := os.ReadDir(filepath.Join(d.Root(), "tenants/1/po/7"))
+	if len(entries) != 1 {
+		t.Fatalf("temp files left behind: %v", entries)
+	}
+	if err := d.Delete(ctx, "tenants/1/po/7/v1.pdf"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Open(ctx, "tenants/1/po/7/v1.pdf"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("open after delete: %v", err)
+	}
+	if err := d.Delete(ctx, "tenants/1/po/7/v1.pdf"); err != nil {
+		t.Fatalf("delete missing: %v", err)
+	}
+}
+
+func TestDirRejectsEscapingKeys(t *testing.T) {
+	d, err := NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"", "../x", "a/../../x", "/abs", "a//b", "./a", `a\b`, ".hidden"} {
+		if _, err := d.Put(context.Background(), k, bytes.NewReader(nil)); err == nil {
+			t.Errorf("key %q accepted", k)
+		}
+	}
+}
+
+func TestDirPutHonoursCancellation(t *testing.T) {
+	d, err := NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := d.Put(ctx, "x.pdf", strings.NewReader("data")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	if _, err := d.Open(context.Background(), "x.pdf"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("cancelled put left a file: %v", err)
+	}
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/iacc/iacc/store"
+)
+
+// Config is everything iacc reads from the environment.
+type Config struct {
+	Env       string // local | production
+	MySQLDSN  string
+	RedisURL  string
+	HTTPAddr  string
+	JWTSecret []byte
+	BlobDir   string
+	LogLevel  slog.Level
+	LogFormat string // json | text
+
+	MySQLMaxConns  int
+	RedisPoolSize  int
+	BodyLimit      int
+	RequestTimeout time.Duration
+
+	WorkerConcurrency int
+	WorkerPoll        time.Duration
+	ShutdownTimeout   time.Duration
+	PDFConcurrency    int
+
+	RelayInterval time.Duration
+	RelayGrace    time.Duration
+
+	jwtGenerated bool
+}
+
+// Local reports whether iacc runs in local (developer) mode.
+func (c Config) Local() bool { return c.Env == "local" }
+
+// configError names the variable at fault in one line.
+type configError struct{ name, msg string }
+
+func (e *configError) Error() string { return "configuration: " + e.name + ": " + e.msg }
+
+// envSource reads variables; tests pass a map.
+type envSource func(string) (string, bool)
+
+// loadConfig reads and checks the configuration. The first problem found is
+// returned as one line naming the variable.
+func loadConfig(getenv envSource) (Config, error) {
+	c := Config{}
+	str := func(name, def string) string {
+		if v, ok := getenv(name); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	var firstErr error
+	fail := func(name, msg string) {
+		if firstErr == nil {
+			firstErr = &configError{name, msg}
+		}
+	}
+	integer := func(name string, def, minV, maxV int) int {
+		s := str(name, "")
+		if s == "" {
+			return def
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < minV || n > maxV {
+			fail(name, fmt.Sprintf("must be a whole number from %d to %d, got %q", minV, maxV, s))
+			return def
+		}
+		return n
+	}
+	duration := func(name string, def, minV, maxV time.Duration) time.Duration {
+		s := str(name, "")
+		if s == "" {
+			return def
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < minV || d > maxV {
+			fail(name, fmt.Sprintf("must be a duration such as 500ms or 2s, from %s to %s, got %q", minV, maxV, s))
+			return def
+		}
+		return d
+	}
+
+	c.Env = str("IACC_ENV", "local")
+	if c.Env != "local" && c.Env != "production" {
+		fail("IACC_ENV", fmt.Sprintf("must be local or production, got %q", c.Env))
+	}
+	c.MySQLDSN = str("IACC_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/iacc")
+	if _, _, err := store.ParseDSN(c.MySQLDSN); err != nil {
+		fail("IACC_MYSQL_DSN", err.Error()+" (form: user:password@tcp(host:3306)/dbname)")
+	}
+	c.RedisURL = str("IACC_REDIS_URL", "redis://127.0.0.1:6379/0")
+	if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		fail("IACC_REDIS_URL", "must look like redis://[:password@]host:6379/0: "+err.Error())
+	}
+	c.HTTPAddr = str("IACC_HTTP_ADDR", ":8080")
+	if _, port, ok := strings.Cut(c.HTTPAddr, ":"); !ok || port == "" {
+		fail("IACC_HTTP_ADDR", fmt.Sprintf("must be host:port or :port, got %q", c.HTTPAddr))
+	}
+	c.BlobDir = str("IACC_BLOB_DIR", "./var/blobs")
+	switch lvl := strings.ToLower(str("IACC_LOG_LEVEL", "info")); lvl {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		fail("IACC_LOG_LEVEL", fmt.Sprintf("must be debug, info, warn or error, got %q", lvl))
+	}
+	c.LogFormat = strings.ToLower(str("IACC_LOG_FORMAT", "json"))
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		fail("IACC_LOG_FORMAT", fmt.Sprintf("must be json or text, got %q", c.LogFormat))
+	}
+	c.MySQLMaxConns = integer("IACC_MYSQL_MAX_CONNS", 64, 2, 10000)
+	c.RedisPoolSize = integer("IACC_REDIS_POOL_SIZE", 64, 2, 10000)
+	c.BodyLimit = integer("IACC_HTTP_BODY_LIMIT", 1<<20, 1024, 64<<20)
+	c.RequestTimeout = duration("IACC_HTTP_REQUEST_TIMEOUT", 10*time.Second, 100*time.Millisecond, 10*time.Minute)
+	c.WorkerConcurrency = integer("IACC_WORKER_CONCURRENCY", 20, 1, 10000)
+	c.WorkerPoll = duration("IACC_WORKER_POLL_INTERVAL", 20*time.Millisecond, time.Millisecond, time.Minute)
+	c.ShutdownTimeout = duration("IACC_SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, time.Hour)
+	c.PDFConcurrency = integer("IACC_PDF_CONCURRENCY", runtime.NumCPU(), 1, 1024)
+	c.RelayInterval = duration("IACC_RELAY_INTERVAL", time.Second, 10*time.Millisecond, time.Hour)
+	c.RelayGrace = duration("IACC_RELAY_GRACE", 3*time.Second, 0, time.Hour)
+
+	secret, set := getenv("IACC_JWT_SECRET")
+	switch {
+	case set && secret != "":
+		if len(secret) < 32 {
+			fail("IACC_JWT_SECRET", fmt.Sprintf("must be at least 32 bytes, got %d", len(secret)))
+		}
+		c.JWTSecret = []byte(secret)
+	case c.Env == "production":
+		fail("IACC_JWT_SECRET", "is required in production (at least 32 random bytes, e.g. `openssl rand -hex 32`)")
+	default:
+		c.jwtGenerated = true
+	}
+	return c, firstErr
+}
+
+// localJWTSecret returns the secret kept in var/jwt-secret (created on first
+// use), so that local tokens survive a restart. Local mode only.
+func localJWTSecret(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "jwt-secret")
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("generate JWT secret: %w", err)
+	}
+	secret := hex.EncodeToString(raw)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return []byte(secret), nil
+}

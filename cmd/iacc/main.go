@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd(os.LookupEnv, os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			fmt.Fprintln(os.Stderr, "iacc: "+ce.Error())
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "iacc: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+// cli carries what every command needs.
+type cli struct {
+	getenv envSource
+	out    io.Writer
+	errOut io.Writer
+}
+
+func (c *cli) config() (Config, *slog.Logger, error) {
+	cfg, err := loadConfig(c.getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(c.errOut, opts)
+	if cfg.LogFormat == "text" {
+		h = slog.NewTextHandler(c.errOut, opts)
+	}
+	log := slog.New(h)
+	return cfg, log, nil
+}
+
+func newRootCmd(getenv envSource, out, errOut io.Writer) *cobra.Command {
+	c := &cli{getenv: getenv, out: out, errOut: errOut}
+	root := &cobra.Command{
+		Use:   "iacc",
+		Short: "iacc: a purchase-to-pay back office built around a background-job platform",
+		Long: `iacc runs a purchase-to-pay back office: an HTTP API for purchase orders and
+vendors, a transactional outbox, asynq workers that render PDFs (and send
+emails, fire webhooks, sync accounting), and a scheduler.
+
+Configuration comes from IACC_* environment variables; see the README.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.SetOut(out)
+	root.SetErr(errOut)
+	root.AddCommand(
+		c.serveCmd(), c.apiCmd(), c.workerCmd(), c.schedulerCmd(),
+		c.migrateCmd(), c.tenantCmd(), c.userCmd(), c.seedCmd(),
+	)
+	return root
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/iacc/iacc/api"
+	"github.com/iacc/iacc/blob"
+	"github.com/iacc/iacc/scheduler"
+	"github.com/iacc/iacc/store"
+	"github.com/iacc/iacc/worker"
+)
+
+// deps are the opened connections shared by the components of a process.
+type deps struct {
+	cfg   Config
+	log   *slog.Logger
+	db    *store.DB
+	rdb   *redis.Client
+	queue *asynq.Client
+	blobs *blob.Dir
+}
+
+// openDeps opens MySQL, Redis and the blob store. In local mode it creates
+// the database if absent and applies migrations.
+func openDeps(ctx context.Context, cfg Config, log *slog.Logger, migrate bool) (*deps, error) {
+	if cfg.jwtGenerated {
+		secret, err := localJWTSecret("./var")
+		if err != nil {
+			return nil, fmt.Errorf("IACC_JWT_SECRET: %w", err)
+		}
+		cfg.JWTSecret = secret
+		log.Warn("IACC_JWT_SECRET is not set: using the local development secret in ./var/jwt-secret; set it in production")
+	}
+	if cfg.Local() {
+		if err := store.EnsureDatabase(ctx, cfg.MySQLDSN); err != nil {
+			return nil, fmt.Errorf("IACC_MYSQL_DSN: %w", err)
+		}
+	}
+	db, err := store.Open(cfg.MySQLDSN, store.Options{MaxOpenConns: cfg.MySQLMaxConns})
+	if err != nil {
+		return nil, fmt.Errorf("IACC_MYSQL_DSN: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to MySQL (IACC_MYSQL_DSN): %w", err)
+	}
+	if migrate {
+		n, err := db.Migrate(ctx, nil)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		if n > 0 {
+			log.Info("applied migrations", "count", n)
+		}
+	}
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("IACC_REDIS_URL: %w", err)
+	}
+	opt.PoolSize = cfg.RedisPoolSize
+	rdb := redis.NewClient(opt)
+	blobs, err := blob.NewDir(cfg.BlobDir)
+	if err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("IACC_BLOB_DIR: %w", err)
+	}
+	return &deps{cfg: cfg, log: log, db: db, rdb: rdb, queue: asynq.NewClientFromRedisClient(rdb), blobs: blobs}, nil
+}
+
+func (d *deps) Close() {
+	_ = d.queue.Close()
+	_ = d.rdb.Close()
+	_ = d.db.Close()
+}
+
+// components selects what a process runs.
+type components struct {
+	API, Worker, Relay bool
+}
+
+// running is a started process, for tests and for run.
+type running struct {
+	api    *api.Server
+	worker *worker.Worker
+	addr   net.Addr
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
+}
+
+// start starts the selected components. ln, when given, is used for the API
+// instead of listening on cfg.HTTPAddr (tests pass a :0 listener).
+func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*running, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &running{cancel: cancel, errs: make(chan error, 4)}
+	cfg := d.cfg
+	if comp.Worker {
+		r.worker = worker.New(worker.Config{
+			Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.WorkerPoll,
+			ShutdownTimeout: cfg.ShutdownTimeout, PDFConcurrency: cfg.PDFConcurrency,
+		}, worker.Deps{DB: d.db, Redis: d.rdb, Client: d.queue, Blobs: d.blobs, Logger: d.log})
+		if err := r.worker.Start(); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	if comp.Relay {
+		relay := scheduler.NewRelay(scheduler.RelayConfig{Interval: cfg.RelayInterval, Grace: cfg.RelayGrace}, d.db, d.queue, d.log)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			relay.Run(ctx)
+		}()
+	}
+	if comp.API {
+		r.api = api.New(api.Config{
+			JWTSecret: cfg.JWTSecret, BodyLimit: cfg.BodyLimit, RequestTimeout: cfg.RequestTimeout,
+		}, api.Deps{DB: d.db, Redis: d.rdb, Queue: d.queue, Blobs: d.blobs, Logger: d.log})
+		if ln == nil {
+			var err error
+			ln, err = net.Listen("tcp", cfg.HTTPAddr)
+			if err != nil {
+				r.stop(context.Background())
+				return nil, fmt.Errorf("IACC_HTTP_ADDR: listen on %s: %w", cfg.HTTPAddr, err)
+			}
+		}
+		r.addr = ln.Addr()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := r.api.App().Listener(ln); err != nil {
+				r.errs <- fmt.Errorf("http server: %w", err)
+			}
+		}()
+		d.log.Info("api listening", "addr", ln.Addr().String())
+	}
+	return r, nil
+}
+
+// stop shuts down in dependency order: stop taking requests (draining the
+// in-flight ones), stop the relay, then let the worker finish or hand back
+// its in-flight tasks.
+func (r *running) stop(ctx context.Context) {
+	if r.api != nil {
+		if err := r.api.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			r.errs <- fmt.Errorf("http shutdown: %w", err)
+		}
+	}
+	r.cancel()
+	if r.worker != nil {
+		r.worker.Shutdown()
+	}
+	r.wg.Wait()
+}
+
+// runUntilSignal runs the components until ctx ends (SIGINT/SIGTERM).
+func (c *cli) runUntilSignal(cmd *cobra.Command, comp components) error {
+	cfg, log, err := c.config()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	d, err := openDeps(ctx, cfg, log, cfg.Local())
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	r, err := start(context.WithoutCancel(ctx), d, comp, nil)
+	if err != nil {
+		return err
+	}
+	log.Info("iacc started", "version", version, "env", cfg.Env, "api", comp.API, "worker", comp.Worker, "relay", comp.Relay)
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-r.errs:
+		log.Error("component failed; shutting down", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+5*time.Second)
+	defer cancel()
+	r.stop(sctx)
+	log.Info("stopped")
+	return runErr
+}
+
+func (c *cli) serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API, the worker and the scheduler (outbox relay) in one process",
+		Long: `Run everything in one process: the HTTP API on IACC_HTTP_ADDR, the asynq
+worker, and the scheduler with the outbox relay. In local mode (IACC_ENV=local)
+it creates the database if absent and applies migrations first.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.runUntilSignal(cmd, components{API: true, Worker: true, Relay: true})
+		},
+	}
+}
+
+func (c *cli) apiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "api",
+		Short: "Run only the HTTP API (scale it on its own)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.runUntilSignal(cmd, components{API: true})
+		},
+	}
+}
+
+func (c *cli) workerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run only the asynq worker (PDFs and the other effects)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.runUntilSignal(cmd, components{Worker: true})
+		},
+	}
+}
+
+func (c *cli) schedulerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "scheduler",
+		Short: "Run only the scheduler: the outbox relay (several may run at once)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.runUntilSignal(cmd, components{Relay: true})
+		},
+	}
+}

@@ -1,0 +1,133 @@
+package scheduler
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/iacc/iacc/store"
+	"github.com/iacc/iacc/tasks"
+)
+
+// RelayConfig tunes the relay.
+type RelayConfig struct {
+	// Interval between polls when the outbox is empty.
+	Interval time.Duration
+	// Grace leaves freshly committed events to the writer's own fast-path
+	// publish for this long before the relay takes them.
+	Grace time.Duration
+	// Batch is the number of events claimed per transaction.
+	Batch int
+	// PublishTimeout bounds one enqueue.
+	PublishTimeout time.Duration
+}
+
+// Relay publishes unpublished outbox events to asynq.
+type Relay struct {
+	cfg    RelayConfig
+	db     *store.DB
+	client *asynq.Client
+	log    *slog.Logger
+}
+
+// NewRelay returns a relay; call Run to start it.
+func NewRelay(cfg RelayConfig, db *store.DB, client *asynq.Client, log *slog.Logger) *Relay {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Grace < 0 {
+		cfg.Grace = 0
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 200
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 2 * time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Relay{cfg: cfg, db: db, client: client, log: log}
+}
+
+// Run polls until ctx ends. A full batch is followed at once by the next one;
+// errors (MySQL or Redis down) are logged and retried after the interval.
+func (r *Relay) Run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		n, err := r.RelayOnce(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if !failing {
+				r.log.Warn("outbox relay: publishing failed; will retry", "err", err)
+			}
+			failing = true
+		case err == nil && failing:
+			r.log.Info("outbox relay: publishing recovered")
+			failing = false
+		}
+		if n > 0 {
+			r.log.Debug("outbox relay published events", "count", n)
+		}
+		wait := r.cfg.Interval
+		if err == nil && n == r.cfg.Batch {
+			wait = 0
+		}
+		timer.Reset(wait)
+	}
+}
+
+// RelayOnce claims one batch of unpublished events, publishes them and marks
+// them published, all in one transaction. It returns how many it published.
+// An event whose enqueue fails stays unpublished for the next round.
+func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	published := 0
+	var publishErr error
+	err := r.db.InTx(ctx, func(tx *sql.Tx) error {
+		published, publishErr = 0, nil
+		events, err := store.ClaimUnpublished(ctx, tx, time.Now().Add(-r.cfg.Grace), r.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		ids := make([]int64, 0, len(events))
+		var failed []int64
+		for _, ev := range events {
+			pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+			_, err := tasks.PublishEvent(pctx, r.client, ev.ID)
+			cancel()
+			if err != nil {
+				publishErr = err
+				failed = append(failed, ev.ID)
+				// Redis is most likely down: stop this round, keep what worked.
+				break
+			}
+			ids = append(ids, ev.ID)
+		}
+		if err := store.MarkPublished(ctx, tx, ids...); err != nil {
+			return err
+		}
+		if err := store.MarkPublishFailed(ctx, tx, failed...); err != nil {
+			return err
+		}
+		published = len(ids)
+		return nil // commit what was published even when a later publish failed
+	})
+	if err != nil {
+		return 0, fmt.Errorf("relay outbox: %w", err)
+	}
+	if publishErr != nil {
+		return published, fmt.Errorf("relay outbox: %w", publishErr)
+	}
+	return published, nil
+}

@@ -1,0 +1,58 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// AuditEntry records who changed what, when, with the state before and after.
+type AuditEntry struct {
+	ID         int64
+	TenantID   int64
+	ActorID    int64 // 0 for system actions
+	Action     string
+	EntityType string
+	EntityID   int64
+	Before     any // marshalled to JSON; nil for creations
+	After      any // marshalled to JSON; nil for deletions
+	RequestID  string
+	CreatedAt  time.Time
+}
+
+// InsertAudit appends an entry to audit_log.
+func InsertAudit(ctx context.Context, q Querier, e AuditEntry) error {
+	before, err := jsonOrNull(e.Before)
+	if err != nil {
+		return fmt.Errorf("encode audit before-state: %w", err)
+	}
+	after, err := jsonOrNull(e.After)
+	if err != nil {
+		return fmt.Errorf("encode audit after-state: %w", err)
+	}
+	var actor any
+	if e.ActorID != 0 {
+		actor = e.ActorID
+	}
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = now()
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO audit_log (tenant_id, actor_id, action, entity_type, entity_id, before_state, after_state, request_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.TenantID, actor, e.Action, e.EntityType, e.EntityID, before, after, e.RequestID, e.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert audit entry %s %s/%d: %w", e.Action, e.EntityType, e.EntityID, err)
+	}
+	return nil
+}
+
+func jsonOrNull(v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Document kinds.
+const (
+	DocPurchaseOrder = "purchase_order"
+)
+
+// Document is a rendered file (a PDF) kept in the blob store. One row exists
+// per (tenant, kind, subject, version): rendering again is a no-op.
+type Document struct {
+	ID          int64
+	TenantID    int64
+	Kind        string
+	SubjectID   int64
+	Version     int
+	BlobKey     string
+	ContentType string
+	Size        int64
+	SHA256      string
+	CreatedAt   time.Time
+}
+
+// PutDocument records a rendered document. A row for the same subject and
+// version already there wins (the blob key is deterministic, so both point at
+// the same file); the stored row is returned either way.
+func PutDocument(ctx context.Context, q Querier, d Document) (Document, error) {
+	d.CreatedAt = now()
+	_, err := q.ExecContext(ctx, `INSERT INTO documents (tenant_id, kind, subject_id, version, blob_key, content_type, size_bytes, sha256, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE id = id`,
+		d.TenantID, d.Kind, d.SubjectID, d.Version, d.BlobKey, d.ContentType, d.Size, d.SHA256, d.CreatedAt)
+	if err != nil {
+		return Document{}, fmt.Errorf("insert document %s/%d v%d: %w", d.Kind, d.SubjectID, d.Version, err)
+	}
+	return GetDocument(ctx, q, d.TenantID, d.Kind, d.SubjectID, d.Version)
+}
+
+// GetDocument loads the document of a subject at a version.
+func GetDocument(ctx context.Context, q Querier, tenantID int64, kind string, subjectID int64, version int) (Document, error) {
+	var d Document
+	err := q.QueryRowContext(ctx, `SELECT id, tenant_id, kind, subject_id, version, blob_key, content_type, size_bytes, sha256, created_at
+		FROM documents WHERE tenant_id = ? AND kind = ? AND subject_id = ? AND version = ?`, tenantID, kind, subjectID, version).
+		Scan(&d.ID, &d.TenantID, &d.Kind, &d.SubjectID, &d.Version, &d.BlobKey, &d.ContentType, &d.Size, &d.SHA256, &d.CreatedAt)
+	return d, mapErr(err, fmt.Sprintf("get document %s/%d v%d", kind, subjectID, version))
+}
+
+// CountDocuments counts the documents of a subject (all versions).
+func CountDocuments(ctx context.Context, q Querier, tenantID int64, kind string, subjectID int64) (int, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM documents WHERE tenant_id = ? AND kind = ? AND subject_id = ?`, tenantID, kind, subjectID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count documents %s/%d: %w", kind, subjectID, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Event is a row of outbox_events: a business change that has follow-up work.
+// It is written in the same transaction as the change and published to the
+// queue after COMMIT (by the writer at once, or later by the relay).
+type Event struct {
+	ID            int64
+	TenantID      int64
+	Type          string // e.g. "purchase_order.created"
+	AggregateType string // e.g. "purchase_order"
+	AggregateID   int64
+	Payload       json.RawMessage
+	CreatedAt     time.Time
+	PublishedAt   *time.Time
+	DispatchedAt  *time.Time
+}
+
+// InsertEvent appends an event to the outbox and sets its ID and CreatedAt.
+func InsertEvent(ctx context.Context, q Querier, e *Event) error {
+	if len(e.Payload) == 0 {
+		e.Payload = json.RawMessage(`{}`)
+	}
+	e.CreatedAt = now()
+	res, err := q.ExecContext(ctx, `INSERT INTO outbox_events (tenant_id, event_type, aggregate_type, aggregate_id, payload, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, e.TenantID, e.Type, e.AggregateType, e.AggregateID, []byte(e.Payload), e.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert outbox event %s: %w", e.Type, err)
+	}
+	if e.ID, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("insert outbox event %s: %w", e.Type, err)
+	}
+	return nil
+}
+
+const eventCols = `id, tenant_id, event_type, aggregate_type, aggregate_id, payload, created_at, published_at, dispatched_at`
+
+func scanEvent(row interface{ Scan(...any) error }) (Event, error) {
+	var e Event
+	var payload []byte
+	var pub, disp sql.NullTime
+	if err := row.Scan(&e.ID, &e.TenantID, &e.Type, &e.AggregateType, &e.AggregateID, &payload, &e.CreatedAt, &pub, &disp); err != nil {
+		return Event{}, err
+	}
+	e.Payload = payload
+	if pub.Valid {
+		e.PublishedAt = &pub.Time
+	}
+	if disp.Valid {
+		e.DispatchedAt = &disp.Time
+	}
+	return e, nil
+}
+
+// GetEvent loads one event.
+func GetEvent(ctx context.Context, q Querier, id int64) (Event, error) {
+	e, err := scanEvent(q.QueryRowContext(ctx, `SELECT `+eventCols+` FROM outbox_events WHERE id = ?`, id))
+	return e, mapErr(err, fmt.Sprintf("get outbox event %d", id))
+}
+
+// ClaimUnpublished locks up to limit unpublished events created before
+// olderThan, skipping rows another relay holds (FOR UPDATE SKIP LOCKED), so
+// that concurrent relays never publish the same row. q must be a transaction;
+// the locks last until it ends.
+func ClaimUnpublished(ctx context.Context, tx *sql.Tx, olderThan time.Time, limit int) ([]Event, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+eventCols+` FROM outbox_events
+		WHERE published_at IS NULL AND created_at <= ? ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`, olderThan, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim unpublished events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan outbox event: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim unpublished events: %w", err)
+	}
+	return out, nil
+}
+
+// MarkPublished records that the events reached the queue.
+func MarkPublished(ctx context.Context, q Querier, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, now())
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := q.ExecContext(ctx, `UPDATE outbox_events SET published_at = ?, publish_attempts = publish_attempts + 1
+		WHERE published_at IS NULL AND id IN (`+placeholders(len(ids))+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("mark %d outbox events published: %w", len(ids), err)
+	}
+	return nil
+}
+
+// MarkPublishFailed counts a failed publish attempt.
+func MarkPublishFailed(ctx context.Context, q Querier, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(ids))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := q.ExecContext(ctx, `UPDATE outbox_events SET publish_attempts = publish_attempts + 1 WHERE id IN (`+placeholders(len(ids))+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("count failed publish of %d outbox events: %w", len(ids), err)
+	}
+	return nil
+}
+
+// MarkDispatched records that an event's effect tasks were enqueued.
+func MarkDispatched(ctx context.Context, q Querier, id int64) error {
+	_, err := q.ExecContext(ctx, `UPDATE outbox_events SET dispatched_at = ? WHERE id = ? AND dispatched_at IS NULL`, now(), id)
+	if err != nil {
+		return fmt.Errorf("mark outbox event %d dispatched: %w", id, err)
+	}
+	return nil
+}
+
+// OutboxStats summarises the outbox backlog.
+type OutboxStats struct {
+	Pending        int
+	OldestPending  *time.Time
+	Undispatched   int
+	PublishedTotal int
+}
+
+// GetOutboxStats reads the backlog figures.
+func GetOutboxStats(ctx context.Context, q Querier) (OutboxStats, error) {
+	var s OutboxStats
+	var oldest sql.NullTime
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox_events WHERE published_at IS NULL`).Scan(&s.Pending, &oldest)
+	if err != nil {
+		return s, fmt.Errorf("read outbox backlog: %w", err)
+	}
+	if oldest.Valid {
+		s.OldestPending = &oldest.Time
+	}
+	err = q.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox_events WHERE published_at IS NOT NULL AND dispatched_at IS NULL`).Scan(&s.Undispatched)
+	if err != nil {
+		return s, fmt.Errorf("read outbox dispatch backlog: %w", err)
+	}
+	return s, nil
+}
+
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?,", n-1) + "?"
+}

@@ -1,0 +1,142 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/iacc/iacc/blob"
+	"github.com/iacc/iacc/store"
+	"github.com/iacc/iacc/tasks"
+	"github.com/iacc/iacc/worker/dispatch"
+	"github.com/iacc/iacc/worker/pdf"
+)
+
+// Config tunes the asynq server.
+type Config struct {
+	// Concurrency is the number of tasks processed at once.
+	Concurrency int
+	// PollInterval is asynq's TaskCheckInterval: how long an idle worker
+	// waits before looking for new tasks. It sets the pick-up latency of a
+	// lightly loaded worker (FINDINGS.md), so it is short by default.
+	PollInterval time.Duration
+	// ShutdownTimeout bounds how long in-flight tasks may run on shutdown
+	// before they are handed back to the queue.
+	ShutdownTimeout time.Duration
+	// PDFConcurrency bounds concurrent PDF renders (fpdf allocates heavily).
+	PDFConcurrency int
+}
+
+// Deps are what the handlers use.
+type Deps struct {
+	DB     *store.DB
+	Redis  redis.UniversalClient
+	Client *asynq.Client
+	Blobs  blob.Store
+	Logger *slog.Logger
+}
+
+// Worker is an asynq server with iacc's handlers.
+type Worker struct {
+	srv *asynq.Server
+	mux *asynq.ServeMux
+	log *slog.Logger
+}
+
+// New builds a worker. It does not start it.
+func New(cfg Config, d Deps) *Worker {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 20
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 20 * time.Millisecond
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	srv := asynq.NewServerFromRedisClient(d.Redis, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   tasks.Queues(),
+		TaskCheckInterval:        cfg.PollInterval,
+		DelayedTaskCheckInterval: time.Second,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		Logger:                   asynqLogger{log},
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			id, _ := asynq.GetTaskID(ctx)
+			retried, _ := asynq.GetRetryCount(ctx)
+			maxRetry, _ := asynq.GetMaxRetry(ctx)
+			log.Warn("task failed", "task_type", t.Type(), "task_id", id, "retry", retried, "max_retry", maxRetry,
+				"permanent", errors.Is(err, asynq.SkipRetry), "err", err)
+		}),
+	})
+	mux := asynq.NewServeMux()
+	mux.Use(logTasks(log))
+	for name, h := range handlers(cfg, d) {
+		mux.Handle(name, h)
+	}
+	return &Worker{srv: srv, mux: mux, log: log}
+}
+
+// handlers is the one registration list: task type → handler.
+func handlers(cfg Config, d Deps) map[string]asynq.Handler {
+	disp := &dispatch.Handler{DB: d.DB, Client: d.Client}
+	pdfs := pdf.NewHandler(d.DB, d.Blobs, cfg.PDFConcurrency)
+	return map[string]asynq.Handler{
+		tasks.EventDispatch{}.Kind(): tasks.Handler(disp.Handle),
+		tasks.PDFRender{}.Kind():     tasks.Handler(pdfs.Handle),
+	}
+}
+
+// Handler returns the worker's mux, for tests that drive it directly.
+func (w *Worker) Handler() asynq.Handler { return w.mux }
+
+// Start starts processing in the background.
+func (w *Worker) Start() error {
+	if err := w.srv.Start(w.mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops fetching tasks, waits for in-flight ones up to the
+// shutdown timeout and hands unfinished ones back to their queues.
+func (w *Worker) Shutdown() { w.srv.Shutdown() }
+
+// Ping checks the worker's Redis connection.
+func (w *Worker) Ping() error { return w.srv.Ping() }
+
+func logTasks(log *slog.Logger) asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			start := time.Now()
+			id, _ := asynq.GetTaskID(ctx)
+			err := next.ProcessTask(ctx, t)
+			lvl := slog.LevelDebug
+			if err != nil {
+				lvl = slog.LevelWarn
+			}
+			log.Log(ctx, lvl, "task processed", "task_type", t.Type(), "task_id", id,
+				"duration_ms", float64(time.Since(start).Microseconds())/1000, "err", err)
+			return err
+		})
+	}
+}
+
+// asynqLogger routes asynq's own logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true) }
