@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -32,6 +33,23 @@ type Relay struct {
 	db     *store.DB
 	client *asynq.Client
 	log    *slog.Logger
+
+	published  atomic.Int64
+	duplicates atomic.Int64
+}
+
+// RelayStats counts what a relay did since it started.
+type RelayStats struct {
+	// Published events: enqueued by this relay.
+	Published int64
+	// Duplicates: events whose task was already in Redis (another relay or
+	// the fast path got there first); they are marked published all the same.
+	Duplicates int64
+}
+
+// Stats returns the relay's counters.
+func (r *Relay) Stats() RelayStats {
+	return RelayStats{Published: r.published.Load(), Duplicates: r.duplicates.Load()}
 }
 
 // NewRelay returns a relay; call Run to start it.
@@ -94,6 +112,7 @@ func (r *Relay) Run(ctx context.Context) {
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	published := 0
 	var publishErr error
+	pubDups := 0
 	err := r.db.InTx(ctx, func(tx *sql.Tx) error {
 		published, publishErr = 0, nil
 		events, err := store.ClaimUnpublished(ctx, tx, time.Now().Add(-r.cfg.Grace), r.cfg.Batch)
@@ -102,9 +121,10 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		}
 		ids := make([]int64, 0, len(events))
 		var failed []int64
+		dups := 0
 		for _, ev := range events {
 			pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-			_, err := tasks.PublishEvent(pctx, r.client, ev.ID)
+			dup, err := tasks.PublishEvent(pctx, r.client, ev.ID)
 			cancel()
 			if err != nil {
 				publishErr = err
@@ -113,6 +133,9 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 				break
 			}
 			ids = append(ids, ev.ID)
+			if dup {
+				dups++
+			}
 		}
 		if err := store.MarkPublished(ctx, tx, ids...); err != nil {
 			return err
@@ -121,11 +144,14 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 			return err
 		}
 		published = len(ids)
+		pubDups = dups
 		return nil // commit what was published even when a later publish failed
 	})
 	if err != nil {
 		return 0, fmt.Errorf("relay outbox: %w", err)
 	}
+	r.published.Add(int64(published - pubDups))
+	r.duplicates.Add(int64(pubDups))
 	if publishErr != nil {
 		return published, fmt.Errorf("relay outbox: %w", publishErr)
 	}

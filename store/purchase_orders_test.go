@@ -1,0 +1,207 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/iacc/iacc/store"
+	"github.com/iacc/iacc/store/storetest"
+)
+
+// failingQuerier passes statements through to a transaction until one starts
+// with failOn, which fails: a crash half-way through the order transaction.
+type failingQuerier struct {
+	*sql.Tx
+	failOn string
+}
+
+var errInjected = errors.New("injected failure")
+
+func (f failingQuerier) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if strings.HasPrefix(strings.TrimSpace(q), f.failOn) {
+		return nil, errInjected
+	}
+	return f.Tx.ExecContext(ctx, q, args...)
+}
+
+type counts struct{ orders, items, events, audit int }
+
+func countRows(t *testing.T, db *store.DB) counts {
+	t.Helper()
+	var c counts
+	for _, q := range []struct {
+		sql string
+		dst *int
+	}{
+		{"SELECT COUNT(*) FROM purchase_orders", &c.orders},
+		{"SELECT COUNT(*) FROM purchase_order_items", &c.items},
+		{"SELECT COUNT(*) FROM outbox_events", &c.events},
+		{"SELECT COUNT(*) FROM audit_log", &c.audit},
+	} {
+		if err := db.QueryRow(q.sql).Scan(q.dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+func newOrder(tenantID, vendorID int64) store.NewPurchaseOrder {
+	return store.NewPurchaseOrder{TenantID: tenantID, VendorID: vendorID, Currency: "EUR", Items: []store.PurchaseOrderItem{
+		{Description: "Paper", Quantity: decimal.RequireFromString("3"), UnitPrice: decimal.RequireFromString("4.99")},
+		{Description: "Pens", Quantity: decimal.RequireFromString("1.5"), UnitPrice: decimal.RequireFromString("12.50")},
+	}}
+}
+
+func TestCreatePurchaseOrderWritesEverythingInOneTransaction(t *testing.T) {
+	t.Parallel()
+	db := storetest.NewDB(t)
+	ctx := context.Background()
+	ten := storetest.Tenant(t, db, "acme")
+	v := storetest.Vendor(t, db, ten.ID, "Paper Co")
+
+	var out store.CreatedPurchaseOrder
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = store.CreatePurchaseOrder(ctx, tx, newOrder(ten.ID, v.ID))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Order.TotalAmount.StringFixed(2); got != "33.72" {
+		t.Errorf("total = %s, want 33.72", got)
+	}
+	if c := countRows(t, db); c != (counts{1, 2, 1, 1}) {
+		t.Errorf("rows = %+v, want 1 order, 2 items, 1 event, 1 audit entry", c)
+	}
+	ev, err := store.GetEvent(ctx, db, out.Event.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != store.EventPurchaseOrderCreated || ev.AggregateID != out.Order.ID || ev.PublishedAt != nil {
+		t.Errorf("event = %+v", ev)
+	}
+	got, err := store.GetVendor(ctx, db, ten.ID, v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Balance.StringFixed(2) != "33.72" {
+		t.Errorf("vendor balance = %s, want 33.72", got.Balance.StringFixed(2))
+	}
+	po, err := store.GetPurchaseOrder(ctx, db, ten.ID, out.Order.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(po.Items) != 2 || po.Items[1].LineTotal.StringFixed(2) != "18.75" || po.Number() != store.FormatPONumber(po.ID) {
+		t.Errorf("stored order = %+v", po)
+	}
+}
+
+// A failure at any statement of the order transaction leaves no order, no
+// items, no audit entry, no outbox event and no balance change.
+func TestCreatePurchaseOrderFailingHalfWayLeavesNothing(t *testing.T) {
+	t.Parallel()
+	db := storetest.NewDB(t)
+	ctx := context.Background()
+	ten := storetest.Tenant(t, db, "acme")
+	v := storetest.Vendor(t, db, ten.ID, "Paper Co")
+	for _, stmt := range []string{
+		"INSERT INTO purchase_order_items", "INSERT INTO audit_log", "INSERT INTO outbox_events", "UPDATE vendors",
+	} {
+		t.Run(stmt, func(t *testing.T) {
+			err := db.InTx(ctx, func(tx *sql.Tx) error {
+				_, err := store.CreatePurchaseOrder(ctx, failingQuerier{tx, stmt}, newOrder(ten.ID, v.ID))
+				return err
+			})
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("err = %v, want the injected failure", err)
+			}
+			if c := countRows(t, db); c != (counts{}) {
+				t.Errorf("rows after rollback = %+v, want none", c)
+			}
+			got, err := store.GetVendor(ctx, db, ten.ID, v.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Balance.IsZero() {
+				t.Errorf("vendor balance = %s after rollback", got.Balance)
+			}
+		})
+	}
+}
+
+func TestCreatePurchaseOrderRefusesOtherTenantsVendor(t *testing.T) {
+	t.Parallel()
+	db := storetest.NewDB(t)
+	ctx := context.Background()
+	a := storetest.Tenant(t, db, "a")
+	b := storetest.Tenant(t, db, "b")
+	vb := storetest.Vendor(t, db, b.ID, "B's vendor")
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := store.CreatePurchaseOrder(ctx, tx, newOrder(a.ID, vb.ID))
+		return err
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+	if c := countRows(t, db); c != (counts{}) {
+		t.Errorf("rows = %+v, want none", c)
+	}
+	if _, err := store.GetPurchaseOrder(ctx, db, b.ID, 1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("get missing order: %v", err)
+	}
+}
+
+func TestListPurchaseOrdersFiltersAndPages(t *testing.T) {
+	t.Parallel()
+	db := storetest.NewDB(t)
+	ctx := context.Background()
+	ten := storetest.Tenant(t, db, "acme")
+	other := storetest.Tenant(t, db, "other")
+	v1 := storetest.Vendor(t, db, ten.ID, "One")
+	v2 := storetest.Vendor(t, db, ten.ID, "Two")
+	vo := storetest.Vendor(t, db, other.ID, "Other")
+	var ids []int64
+	for i := 0; i < 5; i++ {
+		ids = append(ids, storetest.PurchaseOrder(t, db, ten.ID, v1.ID, 1).Order.ID)
+	}
+	storetest.PurchaseOrder(t, db, ten.ID, v2.ID, 1)
+	storetest.PurchaseOrder(t, db, other.ID, vo.ID, 1)
+
+	page, total, err := store.ListPurchaseOrders(ctx, db, ten.ID, store.PurchaseOrderFilter{VendorID: v1.ID, Page: store.Page{Number: 2, Size: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 5 || len(page) != 2 || page[0].ID != ids[2] || page[1].ID != ids[1] {
+		t.Errorf("page 2 of vendor 1 = %d orders (total %d), first ids %v; want ids %d,%d of 5", len(page), total, []int64{page[0].ID, page[1].ID}, ids[2], ids[1])
+	}
+	all, total, err := store.ListPurchaseOrders(ctx, db, ten.ID, store.PurchaseOrderFilter{Status: store.POSubmitted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 6 || len(all) != 6 {
+		t.Errorf("tenant sees %d orders (total %d), want 6", len(all), total)
+	}
+	none, total, err := store.ListPurchaseOrders(ctx, db, ten.ID, store.PurchaseOrderFilter{Status: store.POClosed})
+	if err != nil || total != 0 || len(none) != 0 {
+		t.Errorf("closed orders = %d, %d, %v", len(none), total, err)
+	}
+}
+
+func TestParsePONumber(t *testing.T) {
+	for in, want := range map[string]int64{"PO-000042": 42, "po-7": 7, "42": 42} {
+		if got, ok := store.ParsePONumber(in); !ok || got != want {
+			t.Errorf("ParsePONumber(%q) = %d, %v", in, got, ok)
+		}
+	}
+	for _, in := range []string{"", "PO-", "PO-x", "-3", "PO-0"} {
+		if _, ok := store.ParsePONumber(in); ok {
+			t.Errorf("ParsePONumber(%q) accepted", in)
+		}
+	}
+}
