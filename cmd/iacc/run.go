@@ -97,6 +97,7 @@ type components struct {
 type running struct {
 	api    *api.Server
 	worker *worker.Worker
+	relay  *scheduler.Relay
 	addr   net.Addr
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -120,11 +121,11 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 		}
 	}
 	if comp.Relay {
-		relay := scheduler.NewRelay(scheduler.RelayConfig{Interval: cfg.RelayInterval, Grace: cfg.RelayGrace}, d.db, d.queue, d.log)
+		r.relay = scheduler.NewRelay(scheduler.RelayConfig{Interval: cfg.RelayInterval, Grace: cfg.RelayGrace}, d.db, d.queue, d.log)
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			relay.Run(ctx)
+			r.relay.Run(ctx)
 		}()
 	}
 	if comp.API {

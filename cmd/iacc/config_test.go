@@ -1,0 +1,66 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func mapEnv(m map[string]string) envSource {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig(mapEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Env != "local" || cfg.HTTPAddr != ":8080" || cfg.BlobDir != "./var/blobs" || cfg.RedisURL != "redis://127.0.0.1:6379/0" ||
+		cfg.MySQLDSN != "root@tcp(127.0.0.1:3306)/iacc" || !cfg.jwtGenerated || cfg.WorkerPoll != 20*time.Millisecond {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	long := strings.Repeat("k", 32)
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"bad env":           {map[string]string{"IACC_ENV": "staging"}, "IACC_ENV"},
+		"production secret": {map[string]string{"IACC_ENV": "production"}, "IACC_JWT_SECRET: is required"},
+		"short secret":      {map[string]string{"IACC_JWT_SECRET": "short"}, "IACC_JWT_SECRET: must be at least 32 bytes"},
+		"dsn without db":    {map[string]string{"IACC_MYSQL_DSN": "root@tcp(127.0.0.1:3306)/"}, "IACC_MYSQL_DSN"},
+		"garbage dsn":       {map[string]string{"IACC_MYSQL_DSN": "nonsense"}, "IACC_MYSQL_DSN"},
+		"redis url":         {map[string]string{"IACC_REDIS_URL": "http://x"}, "IACC_REDIS_URL"},
+		"redis db index":    {map[string]string{"IACC_REDIS_URL": "redis://127.0.0.1:6379/abc"}, "IACC_REDIS_URL"},
+		"http addr":         {map[string]string{"IACC_HTTP_ADDR": "8080"}, "IACC_HTTP_ADDR"},
+		"log level":         {map[string]string{"IACC_LOG_LEVEL": "loud"}, "IACC_LOG_LEVEL"},
+		"duration":          {map[string]string{"IACC_WORKER_POLL_INTERVAL": "fast"}, "IACC_WORKER_POLL_INTERVAL"},
+		"integer":           {map[string]string{"IACC_WORKER_CONCURRENCY": "0"}, "IACC_WORKER_CONCURRENCY"},
+	} {
+		_, err := loadConfig(mapEnv(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err = %v, want one line naming %s", name, err, tc.want)
+		}
+	}
+	cfg, err := loadConfig(mapEnv(map[string]string{"IACC_ENV": "production", "IACC_JWT_SECRET": long, "IACC_REDIS_URL": "redis://:pw@cache:6380/3"}))
+	if err != nil || string(cfg.JWTSecret) != long || cfg.Local() {
+		t.Errorf("valid production config: %v", err)
+	}
+}
+
+func TestLocalJWTSecretPersists(t *testing.T) {
+	dir := t.TempDir()
+	a, err := localJWTSecret(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := localJWTSecret(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) < 32 || string(a) != string(b) {
+		t.Errorf("secrets %q and %q", a, b)
+	}
+}
