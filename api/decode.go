@@ -86,7 +86,9 @@ func (e *fieldDecodeError) Error() string { return e.field + ": " + e.msg }
 // validator collects field errors.
 type validator struct{ errs []FieldError }
 
-func (v *validator) add(field, msg string) { v.errs = append(v.errs, FieldError{Field: field, Message: msg}) }
+func (v *validator) add(field, msg string) {
+	v.errs = append(v.errs, FieldError{Field: field, Message: msg})
+}
 
 func (v *validator) check(ok bool, field, msg string) {
 	if !ok {

@@ -104,7 +104,10 @@ func startStack(t *testing.T, o stackOpts) *stack {
 
 type testWriter struct{ t *testing.T }
 
-func (w *testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // do sends a JSON request and checks the status; it returns the body.
 func (s *stack) do(method, path string, body any, wantStatus int, out any) []byte {
