@@ -56,3 +56,44 @@ func jsonOrNull(v any) (any, error) {
 	}
 	return b, nil
 }
+
+// AuditFilter narrows ListAudit.
+type AuditFilter struct {
+	EntityType string
+	EntityID   int64
+	ActorID    int64
+	Action     string
+	Page       Page
+}
+
+// AuditRecord is a stored audit entry with its JSON states.
+type AuditRecord struct {
+	ID         int64
+	TenantID   int64
+	ActorID    int64
+	Action     string
+	EntityType string
+	EntityID   int64
+	Before     []byte
+	After      []byte
+	RequestID  string
+	CreatedAt  time.Time
+}
+
+const auditCols = `id, tenant_id, COALESCE(actor_id, 0), action, entity_type, entity_id, before_state, after_state, request_id, created_at`
+
+func scanAudit(row interface{ Scan(...any) error }) (AuditRecord, error) {
+	var a AuditRecord
+	err := row.Scan(&a.ID, &a.TenantID, &a.ActorID, &a.Action, &a.EntityType, &a.EntityID, &a.Before, &a.After, &a.RequestID, &a.CreatedAt)
+	return a, err
+}
+
+// ListAudit returns one page of a tenant's audit log, newest first, and the total.
+func ListAudit(ctx context.Context, q Querier, tenantID int64, f AuditFilter) ([]AuditRecord, int, error) {
+	w := where{sql: "tenant_id = ?", args: []any{tenantID}}
+	w.eq("entity_type", f.EntityType)
+	w.eqID("entity_id", f.EntityID)
+	w.eqID("actor_id", f.ActorID)
+	w.eq("action", f.Action)
+	return listPage(ctx, q, "audit_log", auditCols, w, f.Page, scanAudit)
+}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -20,11 +19,6 @@ const (
 	POCancelled = "cancelled"
 )
 
-// Event types written by this file.
-const (
-	EventPurchaseOrderCreated = "purchase_order.created"
-)
-
 // PurchaseOrder is an order to a vendor with its items.
 type PurchaseOrder struct {
 	ID          int64
@@ -34,11 +28,13 @@ type PurchaseOrder struct {
 	Currency    string
 	Notes       string
 	TotalAmount decimal.Decimal
-	Version     int
-	CreatedBy   int64
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	Items       []PurchaseOrderItem
+	// InvoicedAmount is the sum of the order's invoices.
+	InvoicedAmount decimal.Decimal
+	Version        int
+	CreatedBy      int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	Items          []PurchaseOrderItem
 }
 
 // Number is the order's human-facing number, derived from its id so that
@@ -106,7 +102,7 @@ func CreatePurchaseOrder(ctx context.Context, q Querier, in NewPurchaseOrder) (C
 	ts := now()
 	po := PurchaseOrder{
 		TenantID: in.TenantID, VendorID: in.VendorID, Status: POSubmitted, Currency: in.Currency, Notes: in.Notes,
-		Version: 1, CreatedBy: in.CreatedBy, CreatedAt: ts, UpdatedAt: ts, TotalAmount: decimal.Zero,
+		Version: 1, CreatedBy: in.CreatedBy, CreatedAt: ts, UpdatedAt: ts, TotalAmount: decimal.Zero, InvoicedAmount: decimal.Zero,
 		Items: make([]PurchaseOrderItem, len(in.Items)),
 	}
 	for i, it := range in.Items {
@@ -142,19 +138,11 @@ func CreatePurchaseOrder(ctx context.Context, q Querier, in NewPurchaseOrder) (C
 			return CreatedPurchaseOrder{}, fmt.Errorf("insert %d purchase order items: %w", len(po.Items), err)
 		}
 	}
-	summary := poSummary(po)
-	if err := InsertAudit(ctx, q, AuditEntry{
-		TenantID: po.TenantID, ActorID: in.CreatedBy, Action: "purchase_order.create", EntityType: "purchase_order",
-		EntityID: po.ID, After: summary, RequestID: in.RequestID, CreatedAt: ts,
-	}); err != nil {
-		return CreatedPurchaseOrder{}, err
-	}
-	payload, err := json.Marshal(summary)
+	ev, err := RecordChange(ctx, q, Change{
+		TenantID: po.TenantID, ActorID: in.CreatedBy, RequestID: in.RequestID, Action: "purchase_order.create",
+		EntityType: "purchase_order", EntityID: po.ID, After: poSummary(po), EventType: EventPurchaseOrderCreated,
+	})
 	if err != nil {
-		return CreatedPurchaseOrder{}, fmt.Errorf("encode purchase_order.created payload: %w", err)
-	}
-	ev := Event{TenantID: po.TenantID, Type: EventPurchaseOrderCreated, AggregateType: "purchase_order", AggregateID: po.ID, Payload: payload}
-	if err := InsertEvent(ctx, q, &ev); err != nil {
 		return CreatedPurchaseOrder{}, err
 	}
 	if err := AddVendorBalance(ctx, q, po.TenantID, po.VendorID, po.TotalAmount); err != nil {
@@ -179,11 +167,11 @@ func poSummary(po PurchaseOrder) poSummaryJSON {
 		TotalAmount: po.TotalAmount.StringFixed(2), Items: len(po.Items), Version: po.Version}
 }
 
-const poCols = `id, tenant_id, vendor_id, status, currency, notes, total_amount, version, COALESCE(created_by, 0), created_at, updated_at`
+const poCols = `id, tenant_id, vendor_id, status, currency, notes, total_amount, invoiced_amount, version, COALESCE(created_by, 0), created_at, updated_at`
 
 func scanPO(row interface{ Scan(...any) error }) (PurchaseOrder, error) {
 	var po PurchaseOrder
-	err := row.Scan(&po.ID, &po.TenantID, &po.VendorID, &po.Status, &po.Currency, &po.Notes, &po.TotalAmount, &po.Version,
+	err := row.Scan(&po.ID, &po.TenantID, &po.VendorID, &po.Status, &po.Currency, &po.Notes, &po.TotalAmount, &po.InvoicedAmount, &po.Version,
 		&po.CreatedBy, &po.CreatedAt, &po.UpdatedAt)
 	return po, err
 }
@@ -223,36 +211,94 @@ type PurchaseOrderFilter struct {
 // ListPurchaseOrders returns one page of a tenant's orders (without items),
 // newest first, and the total count matching the filter.
 func ListPurchaseOrders(ctx context.Context, q Querier, tenantID int64, f PurchaseOrderFilter) ([]PurchaseOrder, int, error) {
-	where := `tenant_id = ?`
-	args := []any{tenantID}
-	if f.Status != "" {
-		where += ` AND status = ?`
-		args = append(args, f.Status)
+	w := where{sql: "tenant_id = ?", args: []any{tenantID}}
+	w.eq("status", f.Status)
+	w.eqID("vendor_id", f.VendorID)
+	return listPage(ctx, q, "purchase_orders", poCols, w, f.Page, scanPO)
+}
+
+// Purchase order actions and the transitions they make.
+var poTransitions = map[string]struct {
+	from  []string
+	to    string
+	event string
+}{
+	"approve": {[]string{POSubmitted}, POApproved, EventPurchaseOrderApproved},
+	"receive": {[]string{POApproved}, POReceived, EventPurchaseOrderReceived},
+	"close":   {[]string{POReceived}, POClosed, EventPurchaseOrderClosed},
+	"cancel":  {[]string{POSubmitted, POApproved}, POCancelled, EventPurchaseOrderCancelled},
+}
+
+// POActions lists the lifecycle actions.
+func POActions() []string { return []string{"approve", "receive", "close", "cancel"} }
+
+// ErrIllegalTransition is wrapped (with ErrConflict) when an action does not
+// apply to the order's current status.
+var ErrIllegalTransition = fmt.Errorf("illegal status transition: %w", ErrConflict)
+
+// TransitionedPurchaseOrder is the result of TransitionPurchaseOrder.
+type TransitionedPurchaseOrder struct {
+	Order PurchaseOrder
+	Event Event
+}
+
+// TransitionPurchaseOrder applies a lifecycle action (approve, receive,
+// close, cancel) under a row lock, bumps the document version (the PDF shows
+// the status), and records the change and its event. A cancelled order's
+// total leaves the vendor balance; an order with invoices cannot be
+// cancelled.
+func TransitionPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64, action string, actorID int64, requestID string) (TransitionedPurchaseOrder, error) {
+	tr, ok := poTransitions[action]
+	if !ok {
+		return TransitionedPurchaseOrder{}, fmt.Errorf("unknown purchase order action %q: %w", action, ErrIllegalTransition)
 	}
-	if f.VendorID != 0 {
-		where += ` AND vendor_id = ?`
-		args = append(args, f.VendorID)
-	}
-	var total int
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM purchase_orders WHERE `+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count purchase orders: %w", err)
-	}
-	rows, err := q.QueryContext(ctx, `SELECT `+poCols+` FROM purchase_orders WHERE `+where+` ORDER BY id DESC LIMIT ? OFFSET ?`,
-		append(args, f.Page.Limit(), f.Page.Offset())...)
+	po, err := scanPO(q.QueryRowContext(ctx, `SELECT `+poCols+` FROM purchase_orders WHERE tenant_id = ? AND id = ? FOR UPDATE`, tenantID, id))
 	if err != nil {
-		return nil, 0, fmt.Errorf("list purchase orders: %w", err)
+		return TransitionedPurchaseOrder{}, mapErr(err, fmt.Sprintf("lock purchase order %d", id))
+	}
+	allowed := false
+	for _, f := range tr.from {
+		allowed = allowed || po.Status == f
+	}
+	if !allowed {
+		return TransitionedPurchaseOrder{}, fmt.Errorf("cannot %s a %s purchase order: %w", action, po.Status, ErrIllegalTransition)
+	}
+	if action == "cancel" && po.InvoicedAmount.IsPositive() {
+		return TransitionedPurchaseOrder{}, fmt.Errorf("cannot cancel a purchase order with invoices: %w", ErrIllegalTransition)
+	}
+	before := poSummary(po)
+	po.Status, po.Version, po.UpdatedAt = tr.to, po.Version+1, now()
+	if _, err := q.ExecContext(ctx, `UPDATE purchase_orders SET status = ?, version = ?, updated_at = ? WHERE id = ?`, po.Status, po.Version, po.UpdatedAt, po.ID); err != nil {
+		return TransitionedPurchaseOrder{}, fmt.Errorf("update purchase order %d status: %w", id, err)
+	}
+	ev, err := RecordChange(ctx, q, Change{TenantID: tenantID, ActorID: actorID, RequestID: requestID, Action: "purchase_order." + action,
+		EntityType: "purchase_order", EntityID: po.ID, Before: before, After: poSummary(po), EventType: tr.event})
+	if err != nil {
+		return TransitionedPurchaseOrder{}, err
+	}
+	if action == "cancel" {
+		if err := AddVendorBalance(ctx, q, tenantID, po.VendorID, po.TotalAmount.Neg()); err != nil {
+			return TransitionedPurchaseOrder{}, err
+		}
+	}
+	return TransitionedPurchaseOrder{Order: po, Event: ev}, nil
+}
+
+// ListEventsOf lists the outbox events of one aggregate, oldest first.
+func ListEventsOf(ctx context.Context, q Querier, tenantID int64, aggregateType string, aggregateID int64) ([]Event, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+eventCols+` FROM outbox_events WHERE tenant_id = ? AND aggregate_type = ? AND aggregate_id = ? ORDER BY id`,
+		tenantID, aggregateType, aggregateID)
+	if err != nil {
+		return nil, fmt.Errorf("list events of %s %d: %w", aggregateType, aggregateID, err)
 	}
 	defer rows.Close()
-	out := []PurchaseOrder{}
+	var out []Event
 	for rows.Next() {
-		po, err := scanPO(rows)
+		e, err := scanEvent(rows)
 		if err != nil {
-			return nil, 0, fmt.Errorf("scan purchase order: %w", err)
+			return nil, fmt.Errorf("scan event: %w", err)
 		}
-		out = append(out, po)
+		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list purchase orders: %w", err)
-	}
-	return out, total, nil
+	return out, rows.Err()
 }
