@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
 
@@ -49,7 +50,16 @@ func (c *cli) config() (Config, *slog.Logger, error) {
 		h = slog.NewTextHandler(c.errOut, opts)
 	}
 	log := slog.New(h)
+	// go-redis reports dial failures through its own package logger; route
+	// them to slog at debug (the callers log the errors that matter).
+	redis.SetLogger(redisLogger{log})
 	return cfg, log, nil
+}
+
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.Log(ctx, slog.LevelDebug, fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
 func newRootCmd(getenv envSource, out, errOut io.Writer) *cobra.Command {
