@@ -36,49 +36,6 @@ const maxTokenBytes = 4096
 // unknown email costs the same time as a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("iacc-timing-equaliser"), bcrypt.DefaultCost)
 
-type loginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
-type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int    `json:"expires_in"`
-}
-
-func (s *Server) login(c *fiber.Ctx) error {
-	var req loginRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	var v validator
-	v.check(strings.TrimSpace(req.Email) != "", "email", "is required")
-	v.check(req.Password != "", "password", "is required")
-	v.check(len(req.Password) <= 72, "password", "must be at most 72 bytes")
-	if err := v.err(); err != nil {
-		return err
-	}
-	ctx, cancel := s.requestCtx(c)
-	defer cancel()
-	u, err := store.GetUserByEmail(ctx, s.db, strings.ToLower(strings.TrimSpace(req.Email)))
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	hash := dummyHash
-	if err == nil {
-		hash = []byte(u.PasswordHash)
-	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil || u.Disabled {
-		return errUnauthorized("invalid email or password")
-	}
-	tok, err := s.IssueToken(Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, VendorID: u.VendorID})
-	if err != nil {
-		return err
-	}
-	return c.JSON(tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.cfg.TokenTTL / time.Second)})
-}
-
 // IssueToken signs an access token for p.
 func (s *Server) IssueToken(p Principal) (string, error) {
 	now := time.Now()
@@ -166,4 +123,13 @@ func HashPassword(pw string) (string, error) {
 		return "", err
 	}
 	return string(h), nil
+}
+
+// optionalAuth authenticates when a bearer token is present (an invalid one
+// is still 401) and lets anonymous requests through.
+func (s *Server) optionalAuth(c *fiber.Ctx) error {
+	if c.Get(fiber.HeaderAuthorization) == "" {
+		return c.Next()
+	}
+	return s.authenticate(c)
 }

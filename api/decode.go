@@ -21,7 +21,12 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return newProblem(fiber.StatusUnsupportedMediaType, "unsupported-media-type", "send the body as application/json")
 	}
-	return decodeStrict(c.Body(), dst)
+	// The raw body: Fiber's c.Body() would inflate a compressed body past
+	// the size limit (a decompression bomb).
+	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+		return newProblem(fiber.StatusUnsupportedMediaType, "unsupported-media-type", "compressed request bodies are not accepted")
+	}
+	return decodeStrict(c.Request().Body(), dst)
 }
 
 func decodeStrict(body []byte, dst any) error {
@@ -127,4 +132,15 @@ func idParam(c *fiber.Ctx, name, what string) (int64, error) {
 		return 0, errNotFound(what)
 	}
 	return id, nil
+}
+
+// queryID reads an optional positive id from the query string.
+func queryID(c *fiber.Ctx, v *validator, name string) int64 {
+	raw := c.Query(name)
+	if raw == "" {
+		return 0
+	}
+	id, err := strconv.ParseInt(raw, 10, 64)
+	v.check(err == nil && id > 0, name, "must be a positive id")
+	return id
 }

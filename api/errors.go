@@ -87,6 +87,8 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		p = fiberProblem(fe)
 	case errors.Is(err, store.ErrNotFound):
 		p = errNotFound("resource")
+	case errors.Is(err, store.ErrOutOfRange):
+		p = newProblem(fiber.StatusUnprocessableEntity, "out-of-range", "the amounts involved exceed what iacc can store (12 digits before the decimal point)")
 	case errors.Is(err, store.ErrConflict):
 		p = errConflict("the request conflicts with the current state")
 	case errors.Is(err, context.DeadlineExceeded), store.IsUnavailable(err):

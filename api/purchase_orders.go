@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/shopspring/decimal"
@@ -111,7 +113,7 @@ func (r *poRequest) toNew(maxItems int) (store.NewPurchaseOrder, error) {
 	v.check(r.VendorID > 0, "vendor_id", "is required and must be a positive id")
 	r.Currency = strings.TrimSpace(r.Currency)
 	v.check(validCurrency(r.Currency), "currency", "is required: an ISO 4217 code such as EUR")
-	v.check(len(r.Notes) <= 2000, "notes", "must be at most 2000 characters")
+	v.check(utf8.RuneCountInString(r.Notes) <= 2000, "notes", "must be at most 2000 characters")
 	switch {
 	case len(r.Items) == 0:
 		v.add("items", "must hold at least one item")
@@ -125,7 +127,7 @@ func (r *poRequest) toNew(maxItems int) (store.NewPurchaseOrder, error) {
 			f := fmt.Sprintf("items[%d].", i)
 			desc := strings.TrimSpace(it.Description)
 			v.check(desc != "", f+"description", "is required")
-			v.check(len(desc) <= 500, f+"description", "must be at most 500 characters")
+			v.check(utf8.RuneCountInString(desc) <= 500, f+"description", "must be at most 500 characters")
 			qty, ok := parseDecimal(it.Quantity)
 			switch {
 			case !ok:
@@ -182,58 +184,51 @@ func (s *Server) createPurchaseOrder(c *fiber.Ctx) error {
 	}
 	p := principal(c)
 	in.TenantID, in.CreatedBy, in.RequestID = p.TenantID, p.UserID, requestID(c)
-	ctx, cancel := s.requestCtx(c)
-	defer cancel()
-	var created store.CreatedPurchaseOrder
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		created, err = store.CreatePurchaseOrder(ctx, tx, in)
-		return err
+	return s.mutate(c, func(ctx context.Context, tx *sql.Tx) (result, error) {
+		created, err := store.CreatePurchaseOrder(ctx, tx, in)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return result{}, errValidation([]FieldError{{Field: "vendor_id", Message: "no such vendor"}})
+		case errors.Is(err, store.ErrConflict):
+			return result{}, errValidation([]FieldError{{Field: "vendor_id", Message: "the vendor is archived"}})
+		case err != nil:
+			return result{}, err
+		}
+		return result{status: fiber.StatusCreated, body: toPO(created.Order), location: "/api/purchase-orders/" + itoa(created.Order.ID),
+			events: []store.Event{created.Event}}, nil
 	})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return errValidation([]FieldError{{Field: "vendor_id", Message: "no such vendor"}})
-	case errors.Is(err, store.ErrConflict):
-		return errValidation([]FieldError{{Field: "vendor_id", Message: "the vendor is archived"}})
-	case err != nil:
-		return err
-	}
-	s.publisher.Publish(ctx, created.Event.ID)
-	c.Location("/api/purchase-orders/" + itoa(created.Order.ID))
-	return c.Status(fiber.StatusCreated).JSON(toPO(created.Order))
 }
 
 // loadPO loads an order the caller may see: another tenant's order, or
 // another vendor's for a vendor user, is 404.
-func (s *Server) loadPO(c *fiber.Ctx) (store.PurchaseOrder, error) {
+func (s *Server) loadPO(ctx context.Context, c *fiber.Ctx) (store.PurchaseOrder, error) {
 	id, err := idParam(c, "id", "purchase order")
 	if err != nil {
 		return store.PurchaseOrder{}, err
 	}
 	p := principal(c)
-	ctx, cancel := s.requestCtx(c)
-	defer cancel()
 	po, err := store.GetPurchaseOrder(ctx, s.db, p.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && p.Role == store.RoleVendor && po.VendorID != p.VendorID) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.VendorID != 0 && po.VendorID != p.VendorID) {
 		return store.PurchaseOrder{}, errNotFound("purchase order")
 	}
 	return po, err
 }
 
 func (s *Server) getPurchaseOrder(c *fiber.Ctx) error {
-	po, err := s.loadPO(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.requestCtx(c)
-	defer cancel()
-	v, err := store.GetVendor(ctx, s.db, po.TenantID, po.VendorID)
-	if err != nil {
-		return err
-	}
-	out := toPO(po)
-	out.Vendor = &vendorRef{ID: v.ID, Name: v.Name, Email: v.Email}
-	return c.JSON(out)
+	p := principal(c)
+	return s.cachedRead(c, p.TenantID, "po:"+c.Params("id")+":"+scopeKey(p), func(ctx context.Context) (any, error) {
+		po, err := s.loadPO(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		v, err := store.GetVendor(ctx, s.db, po.TenantID, po.VendorID)
+		if err != nil {
+			return nil, err
+		}
+		out := toPO(po)
+		out.Vendor = &vendorRef{ID: v.ID, Name: v.Name, Email: v.Email}
+		return out, nil
+	})
 }
 
 func (s *Server) listPurchaseOrders(c *fiber.Ctx) error {
@@ -248,30 +243,119 @@ func (s *Server) listPurchaseOrders(c *fiber.Ctx) error {
 	default:
 		v.add("status", "must be one of submitted, approved, received, closed, cancelled")
 	}
-	if raw := c.Query("vendor_id"); raw != "" {
-		id, err := strconv.ParseInt(raw, 10, 64)
-		v.check(err == nil && id > 0, "vendor_id", "must be a positive id")
-		f.VendorID = id
-	}
+	f.VendorID = queryID(c, &v, "vendor_id")
 	if err := v.err(); err != nil {
 		return err
 	}
 	p := principal(c)
-	if p.Role == store.RoleVendor {
+	if p.VendorID != 0 {
 		if f.VendorID != 0 && f.VendorID != p.VendorID {
 			return c.JSON(listResponse[poResponse]{Data: []poResponse{}, Meta: listMeta{page, perPage, 0}})
 		}
 		f.VendorID = p.VendorID
 	}
+	key := fmt.Sprintf("pos:%s:%d:%d:%s:%d", scopeKey(p), page, perPage, f.Status, f.VendorID)
+	return s.cachedRead(c, p.TenantID, key, func(ctx context.Context) (any, error) {
+		pos, total, err := store.ListPurchaseOrders(ctx, s.db, p.TenantID, f)
+		if err != nil {
+			return nil, err
+		}
+		out := listResponse[poResponse]{Data: make([]poResponse, 0, len(pos)), Meta: listMeta{page, perPage, total}}
+		for _, po := range pos {
+			out.Data = append(out.Data, toPO(po))
+		}
+		return out, nil
+	})
+}
+
+// transition serves POST /api/purchase-orders/:id/<action>.
+func (s *Server) transition(action string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "purchase order")
+		if err != nil {
+			return err
+		}
+		p := principal(c)
+		return s.mutate(c, func(ctx context.Context, tx *sql.Tx) (result, error) {
+			t, err := store.TransitionPurchaseOrder(ctx, tx, p.TenantID, id, action, p.UserID, requestID(c))
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				return result{}, errNotFound("purchase order")
+			case errors.Is(err, store.ErrIllegalTransition):
+				return result{}, errConflict(strings.TrimSuffix(err.Error(), ": "+store.ErrIllegalTransition.Error()))
+			case err != nil:
+				return result{}, err
+			}
+			po, err := store.GetPurchaseOrder(ctx, tx, p.TenantID, id)
+			if err != nil {
+				return result{}, err
+			}
+			return result{status: fiber.StatusOK, body: toPO(po), events: []store.Event{t.Event}}, nil
+		})
+	}
+}
+
+type taskRunResponse struct {
+	TaskID    string    `json:"task_id"`
+	Type      string    `json:"type"`
+	Queue     string    `json:"queue"`
+	State     string    `json:"state"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+type activityEvent struct {
+	ID            int64             `json:"id"`
+	Type          string            `json:"type"`
+	AggregateType string            `json:"aggregate_type"`
+	AggregateID   int64             `json:"aggregate_id"`
+	CreatedAt     time.Time         `json:"created_at"`
+	PublishedAt   *time.Time        `json:"published_at"`
+	DispatchedAt  *time.Time        `json:"dispatched_at"`
+	Tasks         []taskRunResponse `json:"tasks"`
+}
+
+type activityResponse struct {
+	PurchaseOrderID int64           `json:"purchase_order_id"`
+	Number          string          `json:"number"`
+	Events          []activityEvent `json:"events"`
+}
+
+// purchaseOrderActivity is the order's timeline: the events of the order,
+// its invoices and payments, each with the tasks it caused.
+func (s *Server) purchaseOrderActivity(c *fiber.Ctx) error {
 	ctx, cancel := s.requestCtx(c)
 	defer cancel()
-	pos, total, err := store.ListPurchaseOrders(ctx, s.db, p.TenantID, f)
+	po, err := s.loadPO(ctx, c)
 	if err != nil {
 		return err
 	}
-	out := listResponse[poResponse]{Data: make([]poResponse, 0, len(pos)), Meta: listMeta{page, perPage, total}}
-	for _, po := range pos {
-		out.Data = append(out.Data, toPO(po))
+	events, err := store.ListPurchaseOrderTimeline(ctx, s.db, po.TenantID, po.ID)
+	if err != nil {
+		return err
+	}
+	ids := make([]int64, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	runs, err := store.ListTaskRunsOfEvents(ctx, s.db, ids)
+	if err != nil {
+		return err
+	}
+	byEvent := map[int64][]taskRunResponse{}
+	for _, r := range runs {
+		byEvent[r.EventID] = append(byEvent[r.EventID], taskRunResponse{TaskID: r.TaskID, Type: r.TaskType, Queue: r.Queue,
+			State: r.State, Attempts: r.Attempts, LastError: r.LastError, UpdatedAt: r.UpdatedAt})
+	}
+	out := activityResponse{PurchaseOrderID: po.ID, Number: po.Number(), Events: make([]activityEvent, 0, len(events))}
+	for _, e := range events {
+		tasks := byEvent[e.ID]
+		if tasks == nil {
+			tasks = []taskRunResponse{}
+		}
+		out.Events = append(out.Events, activityEvent{ID: e.ID, Type: e.Type, AggregateType: e.AggregateType, AggregateID: e.AggregateID,
+			CreatedAt: e.CreatedAt, PublishedAt: e.PublishedAt, DispatchedAt: e.DispatchedAt, Tasks: tasks})
 	}
 	return c.JSON(out)
 }
@@ -279,13 +363,19 @@ func (s *Server) listPurchaseOrders(c *fiber.Ctx) error {
 // getPurchaseOrderPDF streams the rendered PDF of the order's current
 // version, or answers 202 with Retry-After while it is being rendered.
 func (s *Server) getPurchaseOrderPDF(c *fiber.Ctx) error {
-	po, err := s.loadPO(c)
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
+	po, err := s.loadPO(ctx, c)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.requestCtx(c)
-	defer cancel()
-	doc, err := store.GetDocument(ctx, s.db, po.TenantID, store.DocPurchaseOrder, po.ID, po.Version)
+	return s.sendDocument(ctx, c, po.TenantID, store.DocPurchaseOrder, po.ID, po.Version, po.Number())
+}
+
+// sendDocument streams a rendered document, or answers 202 with Retry-After
+// while it is being rendered.
+func (s *Server) sendDocument(ctx context.Context, c *fiber.Ctx, tenantID int64, kind string, id int64, version int, name string) error {
+	doc, err := store.GetDocument(ctx, s.db, tenantID, kind, id, version)
 	if errors.Is(err, store.ErrNotFound) {
 		c.Set(fiber.HeaderRetryAfter, "2")
 		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "pending", "detail": "the PDF is being rendered; retry shortly"})
@@ -295,15 +385,15 @@ func (s *Server) getPurchaseOrderPDF(c *fiber.Ctx) error {
 	}
 	rc, err := s.blobs.Open(ctx, doc.BlobKey)
 	if err != nil {
-		return fmt.Errorf("open PDF of %s: %w", po.Number(), err)
+		return fmt.Errorf("open PDF of %s: %w", name, err)
 	}
 	defer rc.Close()
 	body, err := io.ReadAll(rc)
 	if err != nil {
-		return fmt.Errorf("read PDF of %s: %w", po.Number(), err)
+		return fmt.Errorf("read PDF of %s: %w", name, err)
 	}
 	c.Set(fiber.HeaderContentType, "application/pdf")
-	c.Set(fiber.HeaderContentDisposition, `inline; filename="`+po.Number()+`.pdf"`)
+	c.Set(fiber.HeaderContentDisposition, `inline; filename="`+name+`.pdf"`)
 	c.Set(fiber.HeaderETag, `"`+doc.SHA256+`"`)
 	return c.Send(body)
 }

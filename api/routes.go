@@ -4,61 +4,137 @@ import (
 	"slices"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 
 	"github.com/iacc/iacc/store"
 )
 
-// route is one row of the route table. Roles nil means public (no token);
-// otherwise only the listed roles pass (deny by default).
+// access says who may call a route: everybody (public, no token), or a
+// token whose role is listed. Every route states its access explicitly.
+type access struct {
+	public bool
+	roles  []string
+	// optional: a token is used when present (public otherwise).
+	optional bool
+}
+
+func public() access                  { return access{public: true} }
+func publicOrToken() access           { return access{public: true, optional: true} }
+func roles(r ...string) access        { return access{roles: r} }
+func (a access) allows(r string) bool { return a.public || slices.Contains(a.roles, r) }
+
+var (
+	anyRole = roles(store.RoleAdmin, store.RoleAccounting, store.RoleViewer, store.RoleVendor)
+	staff   = roles(store.RoleAdmin, store.RoleAccounting, store.RoleViewer)
+	writers = roles(store.RoleAdmin, store.RoleAccounting)
+	admins  = roles(store.RoleAdmin)
+	billers = roles(store.RoleAdmin, store.RoleAccounting, store.RoleVendor)
+)
+
+// route is one row of the route table: the whole API, who may call each
+// route, and what the OpenAPI document says of it.
 type route struct {
 	Method  string
 	Path    string
-	Roles   []string
+	Access  access
 	Handler fiber.Handler
+	Doc     doc
 }
 
-var (
-	anyRole   = []string{store.RoleAdmin, store.RoleAccounting, store.RoleViewer, store.RoleVendor}
-	staff     = []string{store.RoleAdmin, store.RoleAccounting, store.RoleViewer}
-	writers   = []string{store.RoleAdmin, store.RoleAccounting}
-	adminOnly = []string{store.RoleAdmin}
-)
-
-// routeTable is the whole API: every route and the roles allowed on it.
+// routeTable is the whole API. Deny by default: a route reachable without
+// a row here does not exist, and the authorization middleware only lets
+// through the roles listed.
 func (s *Server) routeTable() []route {
-	_ = adminOnly
 	return []route{
-		{"GET", "/health", nil, s.health},
-		{"GET", "/ready", nil, s.ready},
-		{"POST", "/auth/login", nil, s.login},
+		{"GET", "/health", public(), s.health, doc{Summary: "Liveness", Tag: "ops", Response: statusBody{}}},
+		{"GET", "/ready", public(), s.ready, doc{Summary: "Readiness: MySQL and Redis answer (503 names the failing part)", Tag: "ops", Response: readyBody{}}},
+		{"GET", "/openapi.json", public(), s.openAPI, doc{Summary: "This OpenAPI 3.1 document", Tag: "ops", Response: map[string]any{}}},
+		{"GET", "/docs", public(), s.docsPage, doc{Summary: "API documentation (HTML)", Tag: "ops", ContentType: "text/html"}},
 
-		{"GET", "/api/vendors", staff, s.listVendors},
-		{"POST", "/api/vendors", writers, s.createVendor},
-		{"GET", "/api/vendors/:id", anyRole, s.getVendor},
+		{"POST", "/auth/login", public(), s.login, doc{Summary: "Log in; returns an access token and a refresh token", Tag: "auth", Request: loginRequest{}, Response: tokenResponse{}}},
+		{"POST", "/auth/refresh", public(), s.refresh, doc{Summary: "Rotate a refresh token; reuse of a rotated token revokes the session", Tag: "auth", Request: refreshRequest{}, Response: tokenResponse{}}},
+		{"POST", "/auth/logout", public(), s.logout, doc{Summary: "Revoke the session of a refresh token", Tag: "auth", Request: refreshRequest{}, Status: 204}},
+		{"GET", "/api/me", anyRole, s.me, doc{Summary: "The caller", Tag: "users", Response: meResponse{}}},
 
-		{"GET", "/api/purchase-orders", anyRole, s.listPurchaseOrders},
-		{"POST", "/api/purchase-orders", writers, s.createPurchaseOrder},
-		{"GET", "/api/purchase-orders/:id", anyRole, s.getPurchaseOrder},
-		{"GET", "/api/purchase-orders/:id/pdf", anyRole, s.getPurchaseOrderPDF},
+		{"GET", "/api/products", publicOrToken(), s.listProducts, doc{Summary: "Product catalog (public: pass tenant_id without a token)", Tag: "products", Response: listResponse[productResponse]{}, Query: []string{"tenant_id", "page", "per_page"}}},
+		{"POST", "/api/products", admins, s.createProduct, doc{Summary: "Create a product", Tag: "products", Request: productRequest{}, Response: productResponse{}, Status: 201}},
+		{"GET", "/api/products/:id", publicOrToken(), s.getProduct, doc{Summary: "One product", Tag: "products", Response: productResponse{}, Query: []string{"tenant_id"}}},
+		{"PATCH", "/api/products/:id", admins, s.updateProduct, doc{Summary: "Change a product", Tag: "products", Request: productPatchRequest{}, Response: productResponse{}}},
+		{"DELETE", "/api/products/:id", admins, s.deleteProduct, doc{Summary: "Withdraw a product from the catalog", Tag: "products", Status: 204}},
+
+		{"GET", "/api/vendors", staff, s.listVendors, doc{Summary: "List vendors", Tag: "vendors", Response: listResponse[vendorResponse]{}, Query: []string{"status", "page", "per_page"}}},
+		{"POST", "/api/vendors", writers, s.createVendor, doc{Summary: "Create a vendor", Tag: "vendors", Request: vendorRequest{}, Response: vendorResponse{}, Status: 201}},
+		{"GET", "/api/vendors/:id", anyRole, s.getVendor, doc{Summary: "One vendor with its balance", Tag: "vendors", Response: vendorResponse{}}},
+		{"PATCH", "/api/vendors/:id", writers, s.updateVendor, doc{Summary: "Change a vendor", Tag: "vendors", Request: vendorPatchRequest{}, Response: vendorResponse{}}},
+		{"DELETE", "/api/vendors/:id", admins, s.deleteVendor, doc{Summary: "Delete an unused vendor, or archive one with history", Tag: "vendors", Response: vendorDeleteResponse{}}},
+
+		{"GET", "/api/purchase-orders", anyRole, s.listPurchaseOrders, doc{Summary: "List purchase orders, newest first", Tag: "purchase-orders", Response: listResponse[poResponse]{}, Query: []string{"status", "vendor_id", "page", "per_page"}}},
+		{"POST", "/api/purchase-orders", writers, s.createPurchaseOrder, doc{Summary: "Create a purchase order", Tag: "purchase-orders", Request: poRequest{}, Response: poResponse{}, Status: 201}},
+		{"GET", "/api/purchase-orders/:id", anyRole, s.getPurchaseOrder, doc{Summary: "One purchase order with items and vendor", Tag: "purchase-orders", Response: poResponse{}}},
+		{"GET", "/api/purchase-orders/:id/pdf", anyRole, s.getPurchaseOrderPDF, doc{Summary: "The order's PDF (202 with Retry-After while it is rendered)", Tag: "purchase-orders", ContentType: "application/pdf"}},
+		{"GET", "/api/purchase-orders/:id/activity", anyRole, s.purchaseOrderActivity, doc{Summary: "The order's timeline: its events and the tasks they caused", Tag: "purchase-orders", Response: activityResponse{}}},
+		{"POST", "/api/purchase-orders/:id/approve", writers, s.transition("approve"), doc{Summary: "submitted → approved", Tag: "purchase-orders", Response: poResponse{}}},
+		{"POST", "/api/purchase-orders/:id/receive", writers, s.transition("receive"), doc{Summary: "approved → received", Tag: "purchase-orders", Response: poResponse{}}},
+		{"POST", "/api/purchase-orders/:id/close", writers, s.transition("close"), doc{Summary: "received → closed", Tag: "purchase-orders", Response: poResponse{}}},
+		{"POST", "/api/purchase-orders/:id/cancel", writers, s.transition("cancel"), doc{Summary: "submitted or approved → cancelled", Tag: "purchase-orders", Response: poResponse{}}},
+
+		{"GET", "/api/invoices", anyRole, s.listInvoices, doc{Summary: "List invoices", Tag: "invoices", Response: listResponse[invoiceResponse]{}, Query: []string{"status", "vendor_id", "purchase_order_id", "page", "per_page"}}},
+		{"POST", "/api/invoices", billers, s.createInvoice, doc{Summary: "Invoice an approved or received purchase order", Tag: "invoices", Request: invoiceRequest{}, Response: invoiceResponse{}, Status: 201}},
+		{"GET", "/api/invoices/:id", anyRole, s.getInvoice, doc{Summary: "One invoice", Tag: "invoices", Response: invoiceResponse{}}},
+		{"GET", "/api/invoices/:id/pdf", anyRole, s.getInvoicePDF, doc{Summary: "The invoice's PDF (202 with Retry-After while it is rendered)", Tag: "invoices", ContentType: "application/pdf"}},
+
+		{"GET", "/api/payments", anyRole, s.listPayments, doc{Summary: "List payments", Tag: "payments", Response: listResponse[paymentResponse]{}, Query: []string{"invoice_id", "vendor_id", "page", "per_page"}}},
+		{"POST", "/api/payments", writers, s.createPayment, doc{Summary: "Record a payment against an invoice (overpayment refused)", Tag: "payments", Request: paymentRequest{}, Response: paymentResponse{}, Status: 201}},
+		{"GET", "/api/payments/:id", anyRole, s.getPayment, doc{Summary: "One payment", Tag: "payments", Response: paymentResponse{}}},
+
+		{"GET", "/api/users", admins, s.listUsers, doc{Summary: "List users", Tag: "users", Response: listResponse[userResponse]{}, Query: []string{"role", "page", "per_page"}}},
+		{"POST", "/api/users", admins, s.createUser, doc{Summary: "Create a user", Tag: "users", Request: userRequest{}, Response: userResponse{}, Status: 201}},
+		{"GET", "/api/users/:id", admins, s.getUser, doc{Summary: "One user", Tag: "users", Response: userResponse{}}},
+		{"PATCH", "/api/users/:id", admins, s.updateUser, doc{Summary: "Change a user's role, vendor, password or disabled state", Tag: "users", Request: userPatchRequest{}, Response: userResponse{}}},
+
+		{"GET", "/api/audit-log", admins, s.listAudit, doc{Summary: "The audit log: every write with who, what, when, before and after", Tag: "audit", Response: listResponse[auditResponse]{}, Query: []string{"entity_type", "entity_id", "actor_id", "action", "page", "per_page"}}},
 	}
 }
 
 func (s *Server) routes() {
 	s.app.Use(withRequestID, s.accessLog, securityHeaders)
+	if len(s.cfg.CORSOrigins) > 0 {
+		s.app.Use(cors.New(cors.Config{
+			AllowOrigins:  joinOrigins(s.cfg.CORSOrigins),
+			AllowHeaders:  "Authorization, Content-Type, Idempotency-Key, X-Request-ID",
+			ExposeHeaders: "Location, Retry-After, X-Request-ID, Idempotent-Replayed",
+			MaxAge:        600,
+		}))
+	}
+	s.app.Use(s.limitByIP)
 	for _, r := range s.routeTable() {
-		handlers := []fiber.Handler{}
-		if r.Roles != nil {
-			handlers = append(handlers, s.authenticate, allow(r.Roles))
+		var handlers []fiber.Handler
+		switch {
+		case r.Access.optional:
+			handlers = append(handlers, s.optionalAuth)
+		case !r.Access.public:
+			handlers = append(handlers, s.authenticate, s.limitByToken, allow(r.Access))
 		}
 		handlers = append(handlers, r.Handler)
 		s.app.Add(r.Method, r.Path, handlers...)
 	}
 }
 
-// allow lets only the given roles through (403 otherwise).
-func allow(roles []string) fiber.Handler {
+func joinOrigins(o []string) string {
+	out := ""
+	for i, v := range o {
+		if i > 0 {
+			out += ","
+		}
+		out += v
+	}
+	return out
+}
+
+// allow lets only the route's roles through (403 otherwise).
+func allow(a access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if !slices.Contains(roles, principal(c).Role) {
+		if !a.allows(principal(c).Role) {
 			return errForbidden()
 		}
 		return c.Next()

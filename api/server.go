@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/gofiber/fiber/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -26,6 +28,10 @@ type Config struct {
 	ReadTimeout    time.Duration
 	WriteTimeout   time.Duration
 	IdleTimeout    time.Duration
+	RefreshTTL     time.Duration // refresh token lifetime (30 days)
+	Limits         Limits
+	CacheTTL       time.Duration // lifetime of cached reads (0: caching off)
+	CORSOrigins    []string      // allowed origins; empty: CORS off
 }
 
 func (c *Config) defaults() {
@@ -59,6 +65,10 @@ func (c *Config) defaults() {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 60 * time.Second
 	}
+	if c.RefreshTTL <= 0 {
+		c.RefreshTTL = 30 * 24 * time.Hour
+	}
+	c.Limits.defaults()
 }
 
 // Deps are the API's collaborators.
@@ -78,7 +88,12 @@ type Server struct {
 	blobs     blob.Store
 	log       *slog.Logger
 	publisher *Publisher
+	limiter   *redis_rate.Limiter
+	cache     *readCache
 	app       *fiber.App
+
+	specOnce sync.Once
+	spec     []byte
 }
 
 // New builds the API. Call Close after the app stops to flush the publisher.
@@ -88,7 +103,8 @@ func New(cfg Config, d Deps) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log}
+	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log,
+		limiter: redis_rate.NewLimiter(d.Redis), cache: newReadCache(d.Redis, cfg.CacheTTL, log)}
 	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "iacc",

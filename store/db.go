@@ -17,6 +17,10 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is wrapped when a write violates a unique key or a state rule.
 var ErrConflict = errors.New("conflict")
 
+// ErrOutOfRange is wrapped when a value does not fit its column (a running
+// total such as a vendor balance beyond DECIMAL(14,2)).
+var ErrOutOfRange = errors.New("value out of range")
+
 // Querier is satisfied by *sql.DB, *sql.Tx and *sql.Conn.
 type Querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
@@ -188,6 +192,9 @@ func mapErr(err error, action string) error {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) && me.Number == 1062 {
 		return fmt.Errorf("%s: %w: %s", action, ErrConflict, me.Message)
+	}
+	if errors.As(err, &me) && (me.Number == 1264 || me.Number == 1690) {
+		return fmt.Errorf("%s: %w", action, ErrOutOfRange)
 	}
 	return fmt.Errorf("%s: %w", action, err)
 }

@@ -9,6 +9,8 @@ import (
 // Document kinds.
 const (
 	DocPurchaseOrder = "purchase_order"
+	DocInvoice       = "invoice"
+	DocReport        = "report"
 )
 
 // Document is a rendered file (a PDF) kept in the blob store. One row exists

@@ -68,8 +68,9 @@ func RecordPayment(ctx context.Context, q Querier, in NewPayment) (Payment, Invo
 		inv.Status = InvoicePaid
 	}
 	inv.UpdatedAt = ts
-	if _, err := q.ExecContext(ctx, `UPDATE invoices SET paid_amount = ?, status = ?, updated_at = ? WHERE id = ?`,
-		inv.PaidAmount.StringFixed(2), inv.Status, ts, inv.ID); err != nil {
+	inv.Version++ // the invoice document lists its payments
+	if _, err := q.ExecContext(ctx, `UPDATE invoices SET paid_amount = ?, status = ?, version = ?, updated_at = ? WHERE id = ?`,
+		inv.PaidAmount.StringFixed(2), inv.Status, inv.Version, ts, inv.ID); err != nil {
 		return Payment{}, Invoice{}, Event{}, fmt.Errorf("update invoice %s: %w", inv.Number(), err)
 	}
 	ev, err := RecordChange(ctx, q, Change{TenantID: in.TenantID, ActorID: in.CreatedBy, RequestID: in.RequestID, Action: "payment.record",
@@ -84,18 +85,19 @@ func RecordPayment(ctx context.Context, q Querier, in NewPayment) (Payment, Invo
 }
 
 type paymentJSON struct {
-	ID            int64  `json:"id"`
-	InvoiceID     int64  `json:"invoice_id"`
-	VendorID      int64  `json:"vendor_id"`
-	Amount        string `json:"amount"`
-	Currency      string `json:"currency"`
-	PaidAt        string `json:"paid_at"`
-	InvoiceStatus string `json:"invoice_status"`
+	ID             int64  `json:"id"`
+	InvoiceID      int64  `json:"invoice_id"`
+	VendorID       int64  `json:"vendor_id"`
+	Amount         string `json:"amount"`
+	Currency       string `json:"currency"`
+	PaidAt         string `json:"paid_at"`
+	InvoiceStatus  string `json:"invoice_status"`
+	InvoiceVersion int    `json:"invoice_version"`
 }
 
 func paymentSummary(p Payment, inv Invoice) paymentJSON {
 	return paymentJSON{ID: p.ID, InvoiceID: p.InvoiceID, VendorID: p.VendorID, Amount: p.Amount.StringFixed(2), Currency: p.Currency,
-		PaidAt: p.PaidAt.Format(time.RFC3339), InvoiceStatus: inv.Status}
+		PaidAt: p.PaidAt.Format(time.RFC3339), InvoiceStatus: inv.Status, InvoiceVersion: inv.Version}
 }
 
 const paymentCols = `id, tenant_id, vendor_id, invoice_id, amount, currency, paid_at, reference, COALESCE(created_by, 0), created_at`

@@ -284,12 +284,18 @@ func TransitionPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64,
 	return TransitionedPurchaseOrder{Order: po, Event: ev}, nil
 }
 
-// ListEventsOf lists the outbox events of one aggregate, oldest first.
-func ListEventsOf(ctx context.Context, q Querier, tenantID int64, aggregateType string, aggregateID int64) ([]Event, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+eventCols+` FROM outbox_events WHERE tenant_id = ? AND aggregate_type = ? AND aggregate_id = ? ORDER BY id`,
-		tenantID, aggregateType, aggregateID)
+
+// ListPurchaseOrderTimeline lists the outbox events of an order, of its
+// invoices and of their payments, oldest first.
+func ListPurchaseOrderTimeline(ctx context.Context, q Querier, tenantID, poID int64) ([]Event, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+eventCols+` FROM outbox_events WHERE tenant_id = ? AND (
+		(aggregate_type = 'purchase_order' AND aggregate_id = ?)
+		OR (aggregate_type = 'invoice' AND aggregate_id IN (SELECT id FROM invoices WHERE tenant_id = ? AND purchase_order_id = ?))
+		OR (aggregate_type = 'payment' AND aggregate_id IN (SELECT p.id FROM payments p JOIN invoices i ON i.id = p.invoice_id
+			WHERE i.tenant_id = ? AND i.purchase_order_id = ?))
+		) ORDER BY id`, tenantID, poID, tenantID, poID, tenantID, poID)
 	if err != nil {
-		return nil, fmt.Errorf("list events of %s %d: %w", aggregateType, aggregateID, err)
+		return nil, fmt.Errorf("list timeline of purchase order %d: %w", poID, err)
 	}
 	defer rows.Close()
 	var out []Event

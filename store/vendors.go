@@ -79,7 +79,7 @@ func AddVendorBalance(ctx context.Context, q Querier, tenantID, vendorID int64, 
 	res, err := q.ExecContext(ctx, `UPDATE vendors SET balance = balance + ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
 		delta.StringFixed(2), now(), tenantID, vendorID)
 	if err != nil {
-		return fmt.Errorf("update vendor %d balance: %w", vendorID, err)
+		return mapErr(err, fmt.Sprintf("update vendor %d balance", vendorID))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {

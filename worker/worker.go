@@ -46,6 +46,7 @@ type Worker struct {
 	srv *asynq.Server
 	mux *asynq.ServeMux
 	log *slog.Logger
+	rec *recorder
 }
 
 // New builds a worker. It does not start it.
@@ -79,12 +80,13 @@ func New(cfg Config, d Deps) *Worker {
 				"permanent", errors.Is(err, asynq.SkipRetry), "err", err)
 		}),
 	})
+	rec := newRecorder(d.DB, log)
 	mux := asynq.NewServeMux()
-	mux.Use(logTasks(log))
+	mux.Use(logTasks(log), rec.middleware)
 	for name, h := range handlers(cfg, d) {
 		mux.Handle(name, h)
 	}
-	return &Worker{srv: srv, mux: mux, log: log}
+	return &Worker{srv: srv, mux: mux, log: log, rec: rec}
 }
 
 // handlers is the one registration list: task type → handler.
@@ -110,7 +112,13 @@ func (w *Worker) Start() error {
 
 // Shutdown stops fetching tasks, waits for in-flight ones up to the
 // shutdown timeout and hands unfinished ones back to their queues.
-func (w *Worker) Shutdown() { w.srv.Shutdown() }
+func (w *Worker) Shutdown() {
+	w.srv.Shutdown()
+	w.rec.close()
+}
+
+// FlushRecords writes buffered task records now (tests, shutdown).
+func (w *Worker) FlushRecords() { w.rec.flush() }
 
 // Ping checks the worker's Redis connection.
 func (w *Worker) Ping() error { return w.srv.Ping() }

@@ -36,6 +36,7 @@ func setup(t *testing.T) bundle {
 	}
 	client := asynq.NewClientFromRedisClient(rdb.Client)
 	w := worker.New(worker.Config{}, worker.Deps{DB: db, Redis: rdb.Client, Client: client, Blobs: blobs})
+	t.Cleanup(w.Shutdown)
 	return bundle{db: db, rdb: rdb, blobs: blobs, mux: w.Handler()}
 }
 

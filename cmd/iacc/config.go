@@ -42,6 +42,14 @@ type Config struct {
 	RelayInterval time.Duration
 	RelayGrace    time.Duration
 
+	RateLimitPerToken  int // requests per minute per access token (0: off)
+	RateLimitPerIP     int // requests per minute per client IP (0: off)
+	LoginFailures      int // failed logins per account per LoginWindow
+	LoginFailuresPerIP int
+	LoginWindow        time.Duration
+	CacheTTL           time.Duration // 0: read cache off
+	CORSOrigins        []string
+
 	jwtGenerated bool
 }
 
@@ -140,6 +148,22 @@ func loadConfig(getenv envSource) (Config, error) {
 	c.PDFConcurrency = integer("IACC_PDF_CONCURRENCY", runtime.NumCPU(), 1, 1024)
 	c.RelayInterval = duration("IACC_RELAY_INTERVAL", time.Second, 10*time.Millisecond, time.Hour)
 	c.RelayGrace = duration("IACC_RELAY_GRACE", 3*time.Second, 0, time.Hour)
+
+	c.RateLimitPerToken = integer("IACC_RATE_LIMIT_PER_TOKEN", 3000, 0, 10_000_000)
+	c.RateLimitPerIP = integer("IACC_RATE_LIMIT_PER_IP", 6000, 0, 10_000_000)
+	c.LoginFailures = integer("IACC_LOGIN_MAX_FAILURES", 5, 1, 1000)
+	c.LoginFailuresPerIP = integer("IACC_LOGIN_MAX_FAILURES_PER_IP", 50, 1, 100000)
+	c.LoginWindow = duration("IACC_LOGIN_WINDOW", 15*time.Minute, time.Second, 24*time.Hour)
+	c.CacheTTL = duration("IACC_CACHE_TTL", 5*time.Minute, 0, 24*time.Hour)
+	for _, o := range strings.Split(str("IACC_CORS_ORIGINS", ""), ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if o != "*" && !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") {
+			fail("IACC_CORS_ORIGINS", fmt.Sprintf("must be a comma-separated list of origins such as https://app.example.com, got %q", o))
+		}
+		c.CORSOrigins = append(c.CORSOrigins, o)
+	}
 
 	secret, set := getenv("IACC_JWT_SECRET")
 	switch {

@@ -131,6 +131,11 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 	if comp.API {
 		r.api = api.New(api.Config{
 			JWTSecret: cfg.JWTSecret, BodyLimit: cfg.BodyLimit, RequestTimeout: cfg.RequestTimeout,
+			CacheTTL: cfg.CacheTTL, CORSOrigins: cfg.CORSOrigins,
+			Limits: api.Limits{
+				PerTokenPerMinute: cfg.RateLimitPerToken, PerIPPerMinute: cfg.RateLimitPerIP,
+				LoginFailuresPerAccount: cfg.LoginFailures, LoginFailuresPerIP: cfg.LoginFailuresPerIP, LoginWindow: cfg.LoginWindow,
+			},
 		}, api.Deps{DB: d.db, Redis: d.rdb, Queue: d.queue, Blobs: d.blobs, Logger: d.log})
 		if ln == nil {
 			var err error

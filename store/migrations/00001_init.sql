@@ -75,8 +75,11 @@ CREATE TABLE purchase_orders (
     KEY ix_po_tenant (tenant_id, id),
     KEY ix_po_tenant_status (tenant_id, status, id),
     KEY ix_po_tenant_vendor (tenant_id, vendor_id, id),
-    CONSTRAINT fk_po_tenant FOREIGN KEY (tenant_id) REFERENCES tenants (id),
-    CONSTRAINT fk_po_vendor FOREIGN KEY (vendor_id) REFERENCES vendors (id)
+    -- No foreign key to vendors: its shared lock on the vendor row, taken at
+    -- INSERT, would deadlock concurrent orders that then UPDATE the vendor's
+    -- balance. The order transaction checks the vendor and locks its row
+    -- with that UPDATE; vendors with orders are archived, never deleted.
+    CONSTRAINT fk_po_tenant FOREIGN KEY (tenant_id) REFERENCES tenants (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE purchase_order_items (

@@ -21,7 +21,6 @@ CREATE TABLE invoices (
     KEY ix_invoices_tenant_po (tenant_id, purchase_order_id),
     KEY ix_invoices_tenant_due (tenant_id, status, due_date),
     CONSTRAINT fk_invoices_tenant FOREIGN KEY (tenant_id) REFERENCES tenants (id),
-    CONSTRAINT fk_invoices_vendor FOREIGN KEY (vendor_id) REFERENCES vendors (id),
     CONSTRAINT fk_invoices_po FOREIGN KEY (purchase_order_id) REFERENCES purchase_orders (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
@@ -41,8 +40,9 @@ CREATE TABLE payments (
     KEY ix_payments_tenant_invoice (tenant_id, invoice_id, id),
     KEY ix_payments_tenant_vendor (tenant_id, vendor_id, id),
     KEY ix_payments_tenant_paid (tenant_id, paid_at),
+    -- No foreign key to vendors (see purchase_orders): the payment updates
+    -- the vendor balance last in its transaction.
     CONSTRAINT fk_payments_tenant FOREIGN KEY (tenant_id) REFERENCES tenants (id),
-    CONSTRAINT fk_payments_vendor FOREIGN KEY (vendor_id) REFERENCES vendors (id),
     CONSTRAINT fk_payments_invoice FOREIGN KEY (invoice_id) REFERENCES invoices (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

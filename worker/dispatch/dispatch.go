@@ -47,21 +47,38 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EventDispatch, _ *asynq.Ta
 	return store.MarkDispatched(ctx, h.DB, ev.ID)
 }
 
+// eventBody is the part of an event payload the dispatcher reads.
+type eventBody struct {
+	ID             int64 `json:"id"`
+	Version        int   `json:"version"`
+	InvoiceID      int64 `json:"invoice_id"`
+	InvoiceVersion int   `json:"invoice_version"`
+}
+
 // Effects lists the tasks an event causes. Unknown event types cause none.
 func Effects(ev store.Event) ([]Effect, error) {
-	switch ev.Type {
-	case store.EventPurchaseOrderCreated:
-		var body struct {
-			Version int `json:"version"`
-		}
-		if err := json.Unmarshal(ev.Payload, &body); err != nil {
-			return nil, fmt.Errorf("decode %s payload of event %d: %w", ev.Type, ev.ID, err)
-		}
-		if body.Version == 0 {
-			body.Version = 1
-		}
-		r := tasks.PDFRender{TenantID: ev.TenantID, DocKind: store.DocPurchaseOrder, SubjectID: ev.AggregateID, Version: body.Version, EventID: ev.ID}
-		return []Effect{{Payload: r, TaskID: r.TaskID()}}, nil
+	var b eventBody
+	if err := json.Unmarshal(ev.Payload, &b); err != nil {
+		return nil, fmt.Errorf("decode %s payload of event %d: %w", ev.Type, ev.ID, err)
 	}
-	return nil, nil
+	render := func(kind string, id int64, version int) Effect {
+		if version == 0 {
+			version = 1
+		}
+		r := tasks.PDFRender{TenantID: ev.TenantID, DocKind: kind, SubjectID: id, Version: version, EventID: ev.ID}
+		return Effect{Payload: r, TaskID: r.TaskID()}
+	}
+	var out []Effect
+	switch ev.Type {
+	case store.EventPurchaseOrderCreated, store.EventPurchaseOrderApproved, store.EventPurchaseOrderReceived,
+		store.EventPurchaseOrderClosed, store.EventPurchaseOrderCancelled:
+		// The PDF shows the status: every transition renders a new version.
+		out = append(out, render(store.DocPurchaseOrder, ev.AggregateID, b.Version))
+	case store.EventInvoiceCreated:
+		out = append(out, render(store.DocInvoice, ev.AggregateID, b.Version))
+	case store.EventPaymentRecorded:
+		// The invoice PDF lists its payments.
+		out = append(out, render(store.DocInvoice, b.InvoiceID, b.InvoiceVersion))
+	}
+	return out, nil
 }

@@ -1,0 +1,46 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// cachedRead answers a read from the tenant's read cache or computes it
+// with load and caches it. scope distinguishes what different callers of
+// the same tenant may see (a vendor user sees less than an admin).
+func (s *Server) cachedRead(c *fiber.Ctx, tenantID int64, key string, load func(ctx context.Context) (any, error)) error {
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
+	// The generation is read before loading, so a write that commits while
+	// we load moves the tenant past it and our entry is never read.
+	val, gen, ok := s.cache.get(ctx, tenantID, key)
+	if ok {
+		c.Set("X-Cache", "hit")
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(val)
+	}
+	v, err := load(ctx)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	s.cache.set(ctx, tenantID, gen, key, body)
+	c.Set("X-Cache", "miss")
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(body)
+}
+
+// scopeKey is the part of a cache key that says whose view it is.
+func scopeKey(p Principal) string {
+	if p.VendorID != 0 {
+		return "v" + strconv.FormatInt(p.VendorID, 10)
+	}
+	return "all"
+}
