@@ -70,6 +70,7 @@ func New(cfg Config, d Deps) *Worker {
 		TaskCheckInterval:        cfg.PollInterval,
 		DelayedTaskCheckInterval: time.Second,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
+		RetryDelayFunc:           retryDelay(),
 		Logger:                   asynqLogger{log},
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
@@ -87,6 +88,31 @@ func New(cfg Config, d Deps) *Worker {
 		mux.Handle(name, h)
 	}
 	return &Worker{srv: srv, mux: mux, log: log, rec: rec}
+}
+
+// retryDelay schedules retries: a delay asked for by the handler
+// (tasks.RetryIn: a partner's Retry-After), a short one for inputs not ready
+// yet, the task type's own schedule (tasks.Backoff), or asynq's default
+// exponential backoff.
+func retryDelay() asynq.RetryDelayFunc {
+	schedules := map[string]tasks.Backoff{}
+	for _, p := range tasks.Declared() {
+		if b, ok := p.(tasks.Backoff); ok {
+			schedules[p.Kind()] = b
+		}
+	}
+	return func(n int, err error, t *asynq.Task) time.Duration {
+		if d, ok := tasks.RetryDelay(err); ok {
+			return d
+		}
+		if errors.Is(err, tasks.ErrNotReady) {
+			return min(time.Duration(n+1)*time.Second, 30*time.Second)
+		}
+		if b, ok := schedules[t.Type()]; ok {
+			return b.RetryDelay(n)
+		}
+		return asynq.DefaultRetryDelayFunc(n, err, t)
+	}
 }
 
 // handlers is the one registration list: task type → handler.

@@ -35,9 +35,9 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EventDispatch, _ *asynq.Ta
 	if err != nil {
 		return err
 	}
-	effects, err := Effects(ev)
+	effects, err := h.effects(ctx, ev)
 	if err != nil {
-		return tasks.Permanent(err)
+		return err
 	}
 	for _, e := range effects {
 		if _, err := tasks.Enqueue(ctx, h.Client, e.Payload, e.TaskID); err != nil {
@@ -55,11 +55,28 @@ type eventBody struct {
 	InvoiceVersion int   `json:"invoice_version"`
 }
 
-// Effects lists the tasks an event causes. Unknown event types cause none.
-func Effects(ev store.Event) ([]Effect, error) {
+// effects lists every task an event causes: documents, and (each in its own
+// file of this package) emails, webhook deliveries and accounting syncs.
+// A payload that does not decode is a permanent failure.
+func (h *Handler) effects(ctx context.Context, ev store.Event) ([]Effect, error) {
+	var all []Effect
+	for _, fn := range []func(context.Context, store.Event) ([]Effect, error){
+		h.documentEffects,
+	} {
+		effs, err := fn(ctx, ev)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, effs...)
+	}
+	return all, nil
+}
+
+// documentEffects renders the documents an event changes.
+func (h *Handler) documentEffects(_ context.Context, ev store.Event) ([]Effect, error) {
 	var b eventBody
 	if err := json.Unmarshal(ev.Payload, &b); err != nil {
-		return nil, fmt.Errorf("decode %s payload of event %d: %w", ev.Type, ev.ID, err)
+		return nil, tasks.Permanent(fmt.Errorf("decode %s payload of event %d: %w", ev.Type, ev.ID, err))
 	}
 	render := func(kind string, id int64, version int) Effect {
 		if version == 0 {
