@@ -210,7 +210,8 @@ func IsUnavailable(err error) bool {
 	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		return me.Number == 1040 || me.Number == 1205 // too many connections, lock wait timeout
+		// too many connections, lock wait timeout, deadlock (after InTx's retries)
+		return me.Number == 1040 || me.Number == 1205 || me.Number == 1213
 	}
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) {
