@@ -284,7 +284,6 @@ func TransitionPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64,
 	return TransitionedPurchaseOrder{Order: po, Event: ev}, nil
 }
 
-
 // ListPurchaseOrderTimeline lists the outbox events of an order, of its
 // invoices and of their payments, oldest first.
 func ListPurchaseOrderTimeline(ctx context.Context, q Querier, tenantID, poID int64) ([]Event, error) {
