@@ -41,7 +41,13 @@ type Payload interface {
 // Declared lists every task type of the contract. The worker must register
 // an exact handler for each (a test checks it).
 func Declared() []Payload {
-	return []Payload{EventDispatch{}, PDFRender{}}
+	return []Payload{
+		EventDispatch{},
+		PDFRender{},
+		EmailSend{},
+		RetentionRun{},
+		WebhookDeliver{},
+	}
 }
 
 // New encodes p as a task with its type's default options; opts override them.

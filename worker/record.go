@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/iacc/iacc/store"
+	"github.com/iacc/iacc/tasks"
 )
 
 // recorder writes the outcome of every task to task_runs, in batches: one
@@ -104,6 +105,7 @@ func (r *recorder) close() {
 type taskRefs struct {
 	TenantID int64 `json:"tenant_id"`
 	EventID  int64 `json:"event_id"`
+	tasks.Tick
 }
 
 // middleware records each task's outcome and turns a handler panic into a
@@ -131,6 +133,16 @@ func (r *recorder) middleware(next asynq.Handler) asynq.Handler {
 				}
 			}
 			r.add(run)
+			if refs.Job != "" && run.State != store.TaskRetry {
+				// A cron tick's last word: completed, or failed for good.
+				var runErr error
+				if run.State == store.TaskArchived {
+					runErr = err
+				}
+				if ferr := store.FinishTick(context.WithoutCancel(ctx), r.db, refs.Job, refs.ScheduledFor, runErr); ferr != nil {
+					r.log.Warn("recording cron tick outcome failed", "job", refs.Job, "err", ferr)
+				}
+			}
 		}()
 		return next.ProcessTask(ctx, t)
 	})

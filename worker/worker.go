@@ -15,6 +15,7 @@ import (
 	"github.com/iacc/iacc/tasks"
 	"github.com/iacc/iacc/worker/dispatch"
 	"github.com/iacc/iacc/worker/pdf"
+	"github.com/iacc/iacc/worker/retention"
 )
 
 // Config tunes the asynq server.
@@ -30,6 +31,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// PDFConcurrency bounds concurrent PDF renders (fpdf allocates heavily).
 	PDFConcurrency int
+	// Retention sets the retention periods of the nightly clean-up.
+	Retention retention.Config
 }
 
 // Deps are what the handlers use.
@@ -122,6 +125,7 @@ func handlers(cfg Config, d Deps) map[string]asynq.Handler {
 	return map[string]asynq.Handler{
 		tasks.EventDispatch{}.Kind(): tasks.Handler(disp.Handle),
 		tasks.PDFRender{}.Kind():     tasks.Handler(pdfs.Handle),
+		tasks.RetentionRun{}.Kind():  tasks.Handler(retention.New(cfg.Retention, d.DB, d.Blobs, d.Logger).Handle),
 	}
 }
 

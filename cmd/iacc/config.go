@@ -15,7 +15,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/iacc/iacc/scheduler"
 	"github.com/iacc/iacc/store"
+	"github.com/iacc/iacc/worker/retention"
 )
 
 // Config is everything iacc reads from the environment.
@@ -49,6 +51,11 @@ type Config struct {
 	LoginWindow        time.Duration
 	CacheTTL           time.Duration // 0: read cache off
 	CORSOrigins        []string
+
+	SchedulerLocation *time.Location
+	ScheduleSpecs     map[string]string // job → cron spec override (IACC_SCHEDULE_<JOB>)
+	CatchUpMaxAge     time.Duration
+	Retention         retention.Config
 
 	jwtGenerated bool
 }
@@ -163,6 +170,30 @@ func loadConfig(getenv envSource) (Config, error) {
 			fail("IACC_CORS_ORIGINS", fmt.Sprintf("must be a comma-separated list of origins such as https://app.example.com, got %q", o))
 		}
 		c.CORSOrigins = append(c.CORSOrigins, o)
+	}
+
+	tz := str("IACC_SCHEDULER_TZ", "UTC")
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		fail("IACC_SCHEDULER_TZ", fmt.Sprintf("unknown time zone %q (use an IANA name such as Europe/Berlin)", tz))
+		loc = time.UTC
+	}
+	c.SchedulerLocation = loc
+	c.ScheduleSpecs = map[string]string{}
+	for _, j := range scheduler.Schedule() {
+		name := scheduler.SpecEnv(j.Name)
+		if spec := str(name, ""); spec != "" {
+			if _, err := scheduler.ParseSpec(spec); err != nil {
+				fail(name, err.Error())
+			}
+			c.ScheduleSpecs[j.Name] = spec
+		}
+	}
+	c.CatchUpMaxAge = duration("IACC_SCHEDULER_CATCHUP_MAX_AGE", 72*time.Hour, time.Minute, 60*24*time.Hour)
+	c.Retention = retention.Config{
+		AuditLog: duration("IACC_RETENTION_AUDIT_LOG", 90*24*time.Hour, time.Hour, 100*365*24*time.Hour),
+		Outbox:   duration("IACC_RETENTION_OUTBOX", 30*24*time.Hour, time.Hour, 100*365*24*time.Hour),
+		TaskRuns: duration("IACC_RETENTION_TASK_RUNS", 30*24*time.Hour, time.Hour, 100*365*24*time.Hour),
 	}
 
 	secret, set := getenv("IACC_JWT_SECRET")

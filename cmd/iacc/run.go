@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -90,7 +91,7 @@ func (d *deps) Close() {
 
 // components selects what a process runs.
 type components struct {
-	API, Worker, Relay bool
+	API, Worker, Relay, Cron bool
 }
 
 // running is a started process, for tests and for run.
@@ -114,6 +115,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 		r.worker = worker.New(worker.Config{
 			Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.WorkerPoll,
 			ShutdownTimeout: cfg.ShutdownTimeout, PDFConcurrency: cfg.PDFConcurrency,
+			Retention: cfg.Retention,
 		}, worker.Deps{DB: d.db, Redis: d.rdb, Client: d.queue, Blobs: d.blobs, Logger: d.log})
 		if err := r.worker.Start(); err != nil {
 			cancel()
@@ -126,6 +128,18 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 		go func() {
 			defer r.wg.Done()
 			r.relay.Run(ctx)
+		}()
+	}
+	if comp.Cron {
+		c, err := newCron(d)
+		if err != nil {
+			r.stop(context.Background())
+			return nil, err
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			c.Run(ctx)
 		}()
 	}
 	if comp.API {
@@ -156,6 +170,11 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 		d.log.Info("api listening", "addr", ln.Addr().String())
 	}
 	return r, nil
+}
+
+func newCron(d *deps) (*scheduler.Cron, error) {
+	return scheduler.NewCron(scheduler.CronConfig{Location: d.cfg.SchedulerLocation, Specs: d.cfg.ScheduleSpecs, MaxCatchUpAge: d.cfg.CatchUpMaxAge},
+		scheduler.Schedule(), d.db, d.queue, d.log)
 }
 
 // stop shuts down in dependency order: stop taking requests (draining the
@@ -190,7 +209,7 @@ func (c *cli) runUntilSignal(cmd *cobra.Command, comp components) error {
 	if err != nil {
 		return err
 	}
-	log.Info("iacc started", "version", version, "env", cfg.Env, "api", comp.API, "worker", comp.Worker, "relay", comp.Relay)
+	log.Info("iacc started", "version", version, "env", cfg.Env, "api", comp.API, "worker", comp.Worker, "relay", comp.Relay, "cron", comp.Cron)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -208,13 +227,14 @@ func (c *cli) runUntilSignal(cmd *cobra.Command, comp components) error {
 func (c *cli) serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "Run the API, the worker and the scheduler (outbox relay) in one process",
+		Short: "Run the API, the worker and the scheduler (outbox relay and cron) in one process",
 		Long: `Run everything in one process: the HTTP API on IACC_HTTP_ADDR, the asynq
-worker, and the scheduler with the outbox relay. In local mode (IACC_ENV=local)
-it creates the database if absent and applies migrations first.`,
+worker, and the scheduler with the outbox relay and the cron table. In local
+mode (IACC_ENV=local) it creates the database if absent and applies migrations
+first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.runUntilSignal(cmd, components{API: true, Worker: true, Relay: true})
+			return c.runUntilSignal(cmd, components{API: true, Worker: true, Relay: true, Cron: true})
 		},
 	}
 }
@@ -242,12 +262,56 @@ func (c *cli) workerCmd() *cobra.Command {
 }
 
 func (c *cli) schedulerCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "scheduler",
-		Short: "Run only the scheduler: the outbox relay (several may run at once)",
-		Args:  cobra.NoArgs,
+		Short: "Run only the scheduler: the outbox relay and the cron table (several may run at once)",
+		Long: `Run the outbox relay and the cron table (nightly report, backups, backup
+verification, retention). Any number of schedulers may run against the same
+MySQL and Redis: each tick is claimed in MySQL and enqueued once, and ticks
+missed while no scheduler ran are replayed at start-up (bounded per job and by
+IACC_SCHEDULER_CATCHUP_MAX_AGE).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.runUntilSignal(cmd, components{Relay: true})
+			return c.runUntilSignal(cmd, components{Relay: true, Cron: true})
 		},
 	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "Show each scheduled job: its schedule, last run, last result and next run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, cfg, err := c.openDB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			cr, err := newCron(&deps{cfg: cfg, db: db, log: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				return err
+			}
+			st, err := cr.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(c.out, 2, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "JOB\tSCHEDULE (%s)\tLAST RUN\tRESULT\tNEXT RUN\n", cfg.SchedulerLocation)
+			for _, j := range st {
+				last, result := "never", "-"
+				if j.LastRun != nil {
+					last = j.LastRun.ScheduledFor.In(cfg.SchedulerLocation).Format(time.RFC3339)
+					result = j.LastRun.State
+					if j.LastRun.Error != "" {
+						result += ": " + j.LastRun.Error
+					}
+				}
+				spec := j.Spec
+				if j.SpecSource != "default" {
+					spec += " (" + j.SpecSource + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.Name, spec, last, result, j.NextRun.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	})
+	return cmd
 }
