@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/iacc/iacc/metrics"
 )
 
 // readCache caches JSON responses of reads in Redis, keyed by a per-tenant
@@ -30,12 +32,23 @@ type readCache struct {
 	dirty map[int64]bool // tenants whose generation bump has not reached Redis
 
 	hits, misses atomic.Int64
+	metrics      *metrics.Set
 }
 
 const cacheTimeout = 100 * time.Millisecond
 
-func newReadCache(rdb redis.UniversalClient, ttl time.Duration, log *slog.Logger) *readCache {
-	return &readCache{rdb: rdb, ttl: ttl, log: log, dirty: map[int64]bool{}}
+func newReadCache(rdb redis.UniversalClient, ttl time.Duration, log *slog.Logger, m *metrics.Set) *readCache {
+	return &readCache{rdb: rdb, ttl: ttl, log: log, dirty: map[int64]bool{}, metrics: m}
+}
+
+func (rc *readCache) hit() {
+	rc.hits.Add(1)
+	rc.metrics.CacheRequests.WithLabelValues("hit").Inc()
+}
+
+func (rc *readCache) miss() {
+	rc.misses.Add(1)
+	rc.metrics.CacheRequests.WithLabelValues("miss").Inc()
 }
 
 func genKey(tenantID int64) string { return "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":gen" }
@@ -57,15 +70,15 @@ func (rc *readCache) get(ctx context.Context, tenantID int64, key string) (val [
 	prefix := "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":"
 	res, err := getScript.Run(ctx, rc.rdb, []string{genKey(tenantID)}, prefix, ":"+key).Slice()
 	if err != nil || len(res) != 2 {
-		rc.misses.Add(1)
+		rc.miss()
 		return nil, "", false
 	}
 	gen, _ = res[0].(string)
 	if s, isStr := res[1].(string); isStr {
-		rc.hits.Add(1)
+		rc.hit()
 		return []byte(s), gen, true
 	}
-	rc.misses.Add(1)
+	rc.miss()
 	return nil, gen, false
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -79,12 +80,16 @@ func (s *Server) accessLog(c *fiber.Ctx) (err error) {
 			err = nil
 		}
 		status := c.Response().StatusCode()
+		elapsed := time.Since(start)
+		route := routePath(c)
+		s.metrics.HTTPRequests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
+		s.metrics.HTTPDuration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
 		lvl := slog.LevelInfo
 		if status >= 500 {
 			lvl = slog.LevelWarn
 		}
-		attrs := []any{"request_id", requestID(c), "method", c.Method(), "route", routePath(c), "status", status,
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "bytes_out", len(c.Response().Body())}
+		attrs := []any{"request_id", requestID(c), "method", c.Method(), "route", route, "status", status,
+			"duration_ms", float64(elapsed.Microseconds()) / 1000, "bytes_out", len(c.Response().Body())}
 		if p := principal(c); p.TenantID != 0 {
 			attrs = append(attrs, "tenant_id", p.TenantID, "user_id", p.UserID)
 		}

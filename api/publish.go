@@ -9,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/iacc/iacc/metrics"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/tasks"
 )
@@ -26,6 +27,7 @@ type Publisher struct {
 	client  *asynq.Client
 	timeout time.Duration
 	log     *slog.Logger
+	metrics *metrics.Set
 
 	openUntil atomic.Int64 // unix nanos until which the fast path is skipped
 
@@ -44,8 +46,8 @@ const (
 )
 
 // NewPublisher starts the batcher goroutine; Close stops it after a final flush.
-func NewPublisher(db *store.DB, client *asynq.Client, timeout time.Duration, log *slog.Logger) *Publisher {
-	p := &Publisher{db: db, client: client, timeout: timeout, log: log,
+func NewPublisher(db *store.DB, client *asynq.Client, timeout time.Duration, log *slog.Logger, m *metrics.Set) *Publisher {
+	p := &Publisher{db: db, client: client, timeout: timeout, log: log, metrics: m,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	go p.loop()
 	return p
@@ -59,10 +61,17 @@ func (p *Publisher) Publish(ctx context.Context, eventID int64) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 	defer cancel()
-	if _, err := tasks.PublishEvent(ctx, p.client, eventID); err != nil {
+	dup, err := tasks.PublishEvent(ctx, p.client, eventID)
+	if err != nil {
+		p.metrics.OutboxPublished.WithLabelValues("fast", "failed").Inc()
 		p.openUntil.Store(time.Now().Add(publishCoolDown).UnixNano())
 		p.log.Warn("fast-path publish failed; the outbox relay will publish", "event_id", eventID, "err", err)
 		return
+	}
+	if dup {
+		p.metrics.OutboxPublished.WithLabelValues("fast", "duplicate").Inc()
+	} else {
+		p.metrics.OutboxPublished.WithLabelValues("fast", "published").Inc()
 	}
 	p.mu.Lock()
 	p.pending = append(p.pending, eventID)

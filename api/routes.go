@@ -48,6 +48,7 @@ func (s *Server) routeTable() []route {
 	return []route{
 		{"GET", "/health", public(), s.health, doc{Summary: "Liveness", Tag: "ops", Response: statusBody{}}},
 		{"GET", "/ready", public(), s.ready, doc{Summary: "Readiness: MySQL and Redis answer (503 names the failing part)", Tag: "ops", Response: readyBody{}}},
+		{"GET", "/metrics", public(), s.serveMetrics, doc{Summary: "Prometheus metrics (bearer IACC_METRICS_TOKEN when set)", Tag: "ops", ContentType: "text/plain"}},
 		{"GET", "/openapi.json", public(), s.openAPI, doc{Summary: "This OpenAPI 3.1 document", Tag: "ops", Response: map[string]any{}}},
 		{"GET", "/docs", public(), s.docsPage, doc{Summary: "API documentation (HTML)", Tag: "ops", ContentType: "text/html"}},
 
@@ -93,6 +94,17 @@ func (s *Server) routeTable() []route {
 		{"PATCH", "/api/users/:id", admins, s.updateUser, doc{Summary: "Change a user's role, vendor, password or disabled state", Tag: "users", Request: userPatchRequest{}, Response: userResponse{}}},
 
 		{"GET", "/api/audit-log", admins, s.listAudit, doc{Summary: "The audit log: every write with who, what, when, before and after", Tag: "audit", Response: listResponse[auditResponse]{}, Query: []string{"entity_type", "entity_id", "actor_id", "action", "page", "per_page"}}},
+
+		{"GET", "/api/webhooks", webhookReaders, s.listWebhooks, doc{Summary: "List webhook endpoints (secrets are never shown)", Tag: "webhooks", Response: listResponse[webhookResponse]{}, Query: []string{"page", "per_page"}}},
+		{"POST", "/api/webhooks", admins, s.createWebhook, doc{Summary: "Create a webhook endpoint; the response carries its whsec_ signing secret, shown only this once", Tag: "webhooks", Request: webhookRequest{}, Response: webhookCreatedResponse{}, Status: 201}},
+		{"GET", "/api/webhooks/:id", webhookReaders, s.getWebhook, doc{Summary: "One webhook endpoint", Tag: "webhooks", Response: webhookResponse{}}},
+		{"PATCH", "/api/webhooks/:id", admins, s.updateWebhook, doc{Summary: "Change a webhook endpoint's URL, event types, description or enabled state", Tag: "webhooks", Request: webhookPatchRequest{}, Response: webhookResponse{}}},
+		{"DELETE", "/api/webhooks/:id", admins, s.deleteWebhook, doc{Summary: "Delete a webhook endpoint with its deliveries", Tag: "webhooks", Status: 204}},
+		{"POST", "/api/webhooks/:id/rotate-secret", admins, s.rotateWebhookSecret, doc{Summary: "Issue a new signing secret; the old one also signs for overlap_seconds (default 1 day)", Tag: "webhooks", Request: rotateSecretRequest{}, Response: rotateSecretResponse{}}},
+		{"POST", "/api/webhooks/:id/test", admins, s.testWebhook, doc{Summary: "Send a webhook.test event to the endpoint", Tag: "webhooks", Response: webhookTestResponse{}, Status: 202}},
+		{"GET", "/api/webhooks/:id/deliveries", webhookReaders, s.listWebhookDeliveries, doc{Summary: "The endpoint's deliveries, newest first, with every attempt", Tag: "webhooks", Response: listResponse[webhookDeliveryResponse]{}, Query: []string{"state", "page", "per_page"}}},
+		{"GET", "/api/webhooks/:id/deliveries/:delivery_id", webhookReaders, s.getWebhookDelivery, doc{Summary: "One delivery with every attempt", Tag: "webhooks", Response: webhookDeliveryResponse{}}},
+		{"POST", "/api/webhooks/:id/deliveries/:delivery_id/retry", admins, s.retryWebhookDelivery, doc{Summary: "Deliver a finished (succeeded or failed) delivery again, on a new schedule, with the same webhook-id", Tag: "webhooks", Response: webhookDeliveryResponse{}, Status: 202}},
 	}
 }
 

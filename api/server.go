@@ -9,9 +9,11 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/gofiber/fiber/v2"
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/iacc/iacc/blob"
+	"github.com/iacc/iacc/metrics"
 	"github.com/iacc/iacc/store"
 )
 
@@ -32,6 +34,7 @@ type Config struct {
 	Limits         Limits
 	CacheTTL       time.Duration // lifetime of cached reads (0: caching off)
 	CORSOrigins    []string      // allowed origins; empty: CORS off
+	MetricsToken   string        // bearer token required on GET /metrics (empty: open)
 }
 
 func (c *Config) defaults() {
@@ -78,6 +81,10 @@ type Deps struct {
 	Queue  *asynq.Client
 	Blobs  blob.Store
 	Logger *slog.Logger
+	// Metrics is updated by the API (nil: a private set); Gatherer is what
+	// GET /metrics serves (nil: no metrics route answers 404).
+	Metrics  *metrics.Set
+	Gatherer prometheus.Gatherer
 }
 
 // Server is the HTTP API.
@@ -89,8 +96,12 @@ type Server struct {
 	log       *slog.Logger
 	publisher *Publisher
 	limiter   *redis_rate.Limiter
-	cache     *readCache
-	app       *fiber.App
+	metrics   *metrics.Set
+	gatherer  prometheus.Gatherer
+	// metricsHandler serves the gatherer (built once).
+	metricsHandler fiber.Handler
+	cache          *readCache
+	app            *fiber.App
 
 	specOnce sync.Once
 	spec     []byte
@@ -103,9 +114,13 @@ func New(cfg Config, d Deps) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log,
-		limiter: redis_rate.NewLimiter(d.Redis), cache: newReadCache(d.Redis, cfg.CacheTTL, log)}
-	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log)
+	m := d.Metrics
+	if m == nil {
+		m = metrics.Discard()
+	}
+	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log, metrics: m, gatherer: d.Gatherer,
+		limiter: redis_rate.NewLimiter(d.Redis), cache: newReadCache(d.Redis, cfg.CacheTTL, log, m)}
+	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log, m)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "iacc",
 		BodyLimit:             cfg.BodyLimit,
@@ -117,6 +132,9 @@ func New(cfg Config, d Deps) *Server {
 		StrictRouting:         false,
 		CaseSensitive:         true,
 	})
+	if s.gatherer != nil {
+		s.metricsHandler = s.metricsHandlerFor()
+	}
 	s.routes()
 	return s
 }

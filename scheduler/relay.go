@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/iacc/iacc/metrics"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/tasks"
 )
@@ -36,6 +37,7 @@ type Relay struct {
 
 	published  atomic.Int64
 	duplicates atomic.Int64
+	metrics    *metrics.Set
 }
 
 // RelayStats counts what a relay did since it started.
@@ -53,7 +55,10 @@ func (r *Relay) Stats() RelayStats {
 }
 
 // NewRelay returns a relay; call Run to start it.
-func NewRelay(cfg RelayConfig, db *store.DB, client *asynq.Client, log *slog.Logger) *Relay {
+func NewRelay(cfg RelayConfig, db *store.DB, client *asynq.Client, log *slog.Logger, m *metrics.Set) *Relay {
+	if m == nil {
+		m = metrics.Discard()
+	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
@@ -69,7 +74,7 @@ func NewRelay(cfg RelayConfig, db *store.DB, client *asynq.Client, log *slog.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Relay{cfg: cfg, db: db, client: client, log: log}
+	return &Relay{cfg: cfg, db: db, client: client, log: log, metrics: m}
 }
 
 // Run polls until ctx ends. A full batch is followed at once by the next one;
@@ -152,7 +157,10 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	}
 	r.published.Add(int64(published - pubDups))
 	r.duplicates.Add(int64(pubDups))
+	r.metrics.OutboxPublished.WithLabelValues("relay", "published").Add(float64(published - pubDups))
+	r.metrics.OutboxPublished.WithLabelValues("relay", "duplicate").Add(float64(pubDups))
 	if publishErr != nil {
+		r.metrics.OutboxPublished.WithLabelValues("relay", "failed").Inc()
 		return published, fmt.Errorf("relay outbox: %w", publishErr)
 	}
 	return published, nil

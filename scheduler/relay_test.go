@@ -49,7 +49,7 @@ func TestTwoRelaysPublishEachEventExactlyOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range relays {
 		client := asynq.NewClientFromRedisClient(rdb.Client)
-		relays[i] = scheduler.NewRelay(scheduler.RelayConfig{Batch: 20}, db, client, nil)
+		relays[i] = scheduler.NewRelay(scheduler.RelayConfig{Batch: 20}, db, client, nil, nil)
 		wg.Add(1)
 		go func(r *scheduler.Relay) {
 			defer wg.Done()
@@ -119,7 +119,7 @@ func TestRelayRepublishIsNoOp(t *testing.T) {
 	if _, err := tasks.PublishEvent(context.Background(), client, ids[1]); err != nil {
 		t.Fatal(err)
 	}
-	r := scheduler.NewRelay(scheduler.RelayConfig{}, db, client, nil)
+	r := scheduler.NewRelay(scheduler.RelayConfig{}, db, client, nil, nil)
 	if n, err := r.RelayOnce(context.Background()); err != nil || n != 3 {
 		t.Fatalf("relay: n=%d err=%v", n, err)
 	}
@@ -144,11 +144,11 @@ func TestRelayGrace(t *testing.T) {
 	ten := storetest.Tenant(t, db, "relay")
 	insertEvents(t, db, ten.ID, 2)
 	client := asynq.NewClientFromRedisClient(rdb.Client)
-	r := scheduler.NewRelay(scheduler.RelayConfig{Grace: time.Hour}, db, client, nil)
+	r := scheduler.NewRelay(scheduler.RelayConfig{Grace: time.Hour}, db, client, nil, nil)
 	if n, err := r.RelayOnce(context.Background()); err != nil || n != 0 {
 		t.Fatalf("relay within grace: n=%d err=%v, want 0", n, err)
 	}
-	r = scheduler.NewRelay(scheduler.RelayConfig{Grace: 0}, db, client, nil)
+	r = scheduler.NewRelay(scheduler.RelayConfig{Grace: 0}, db, client, nil, nil)
 	if n, err := r.RelayOnce(context.Background()); err != nil || n != 2 {
 		t.Fatalf("relay after grace: n=%d err=%v, want 2", n, err)
 	}
@@ -163,7 +163,7 @@ func TestRelayWithRedisDownKeepsEvents(t *testing.T) {
 	insertEvents(t, db, ten.ID, 2)
 	client := asynq.NewClient(asynq.RedisClientOpt{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond})
 	defer client.Close()
-	r := scheduler.NewRelay(scheduler.RelayConfig{PublishTimeout: 500 * time.Millisecond}, db, client, nil)
+	r := scheduler.NewRelay(scheduler.RelayConfig{PublishTimeout: 500 * time.Millisecond}, db, client, nil, nil)
 	if n, err := r.RelayOnce(context.Background()); err == nil || n != 0 {
 		t.Fatalf("relay with Redis down: n=%d err=%v; want an error", n, err)
 	}

@@ -5,17 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/iacc/iacc/blob"
+	"github.com/iacc/iacc/metrics"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/tasks"
 	"github.com/iacc/iacc/worker/dispatch"
+	"github.com/iacc/iacc/worker/email"
 	"github.com/iacc/iacc/worker/pdf"
 	"github.com/iacc/iacc/worker/retention"
+	"github.com/iacc/iacc/worker/webhook"
 )
 
 // Config tunes the asynq server.
@@ -33,6 +37,9 @@ type Config struct {
 	PDFConcurrency int
 	// Retention sets the retention periods of the nightly clean-up.
 	Retention retention.Config
+	// Webhook tunes webhook deliveries (timeout, retry window, auto-disable,
+	// which destinations may be reached).
+	Webhook webhook.Config
 }
 
 // Deps are what the handlers use.
@@ -42,6 +49,11 @@ type Deps struct {
 	Client *asynq.Client
 	Blobs  blob.Store
 	Logger *slog.Logger
+	// Metrics is updated per task (nil: a private set).
+	Metrics *metrics.Set
+	// Mailer sends emails (email.NewMailer; nil: emails wait in their
+	// retry schedule until a worker with a mailer runs them).
+	Mailer *email.Mailer
 }
 
 // Worker is an asynq server with iacc's handlers.
@@ -86,7 +98,11 @@ func New(cfg Config, d Deps) *Worker {
 	})
 	rec := newRecorder(d.DB, log)
 	mux := asynq.NewServeMux()
-	mux.Use(logTasks(log), rec.middleware)
+	m := d.Metrics
+	if m == nil {
+		m = metrics.Discard()
+	}
+	mux.Use(logTasks(log), measureTasks(m), rec.middleware)
 	for name, h := range handlers(cfg, d) {
 		mux.Handle(name, h)
 	}
@@ -123,9 +139,11 @@ func handlers(cfg Config, d Deps) map[string]asynq.Handler {
 	disp := &dispatch.Handler{DB: d.DB, Client: d.Client}
 	pdfs := pdf.NewHandler(d.DB, d.Blobs, cfg.PDFConcurrency)
 	return map[string]asynq.Handler{
-		tasks.EventDispatch{}.Kind(): tasks.Handler(disp.Handle),
-		tasks.PDFRender{}.Kind():     tasks.Handler(pdfs.Handle),
-		tasks.RetentionRun{}.Kind():  tasks.Handler(retention.New(cfg.Retention, d.DB, d.Blobs, d.Logger).Handle),
+		tasks.EventDispatch{}.Kind():  tasks.Handler(disp.Handle),
+		tasks.PDFRender{}.Kind():      tasks.Handler(pdfs.Handle),
+		tasks.RetentionRun{}.Kind():   tasks.Handler(retention.New(cfg.Retention, d.DB, d.Blobs, d.Logger).Handle),
+		tasks.WebhookDeliver{}.Kind(): tasks.Handler(webhook.NewHandler(cfg.Webhook, d.DB, d.Client, d.Logger).Handle),
+		tasks.EmailSend{}.Kind():      tasks.Handler(email.NewHandler(d.DB, d.Blobs, d.Mailer, d.Logger).Handle),
 	}
 }
 
@@ -165,6 +183,27 @@ func logTasks(log *slog.Logger) asynq.MiddlewareFunc {
 			}
 			log.Log(ctx, lvl, "task processed", "task_type", t.Type(), "task_id", id,
 				"duration_ms", float64(time.Since(start).Microseconds())/1000, "err", err)
+			return err
+		})
+	}
+}
+
+// measureTasks counts and times every task run by type and queue.
+func measureTasks(m *metrics.Set) asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			start := time.Now()
+			queue, _ := asynq.GetQueueName(ctx)
+			if n, _ := asynq.GetRetryCount(ctx); n > 0 {
+				m.TasksRetried.WithLabelValues(t.Type(), queue).Inc()
+			}
+			err := next.ProcessTask(ctx, t)
+			m.TaskDuration.WithLabelValues(t.Type(), queue).Observe(time.Since(start).Seconds())
+			if err != nil {
+				m.TasksFailed.WithLabelValues(t.Type(), queue, strconv.FormatBool(errors.Is(err, asynq.SkipRetry))).Inc()
+			} else {
+				m.TasksProcessed.WithLabelValues(t.Type(), queue).Inc()
+			}
 			return err
 		})
 	}

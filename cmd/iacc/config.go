@@ -52,6 +52,10 @@ type Config struct {
 	CacheTTL           time.Duration // 0: read cache off
 	CORSOrigins        []string
 
+	HealthAddr   string // worker/scheduler health and metrics port
+	MetricsToken string
+	QueueMetrics bool // export asynq queue metrics from this process (cron processes only)
+
 	SchedulerLocation *time.Location
 	ScheduleSpecs     map[string]string // job → cron spec override (IACC_SCHEDULE_<JOB>)
 	CatchUpMaxAge     time.Duration
@@ -172,6 +176,15 @@ func loadConfig(getenv envSource) (Config, error) {
 		c.CORSOrigins = append(c.CORSOrigins, o)
 	}
 
+	c.HealthAddr = str("IACC_HEALTH_ADDR", ":8081")
+	c.MetricsToken = str("IACC_METRICS_TOKEN", "")
+	switch v := strings.ToLower(str("IACC_METRICS_QUEUES", "true")); v {
+	case "true", "1", "yes":
+		c.QueueMetrics = true
+	case "false", "0", "no":
+	default:
+		fail("IACC_METRICS_QUEUES", fmt.Sprintf("must be true or false, got %q", v))
+	}
 	tz := str("IACC_SCHEDULER_TZ", "UTC")
 	loc, err := time.LoadLocation(tz)
 	if err != nil {

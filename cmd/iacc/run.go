@@ -96,6 +96,7 @@ type components struct {
 
 // running is a started process, for tests and for run.
 type running struct {
+	health *healthServer
 	api    *api.Server
 	worker *worker.Worker
 	relay  *scheduler.Relay
@@ -111,19 +112,20 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 	ctx, cancel := context.WithCancel(ctx)
 	r := &running{cancel: cancel, errs: make(chan error, 4)}
 	cfg := d.cfg
+	reg, set := newRegistry(d, comp)
 	if comp.Worker {
 		r.worker = worker.New(worker.Config{
 			Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.WorkerPoll,
 			ShutdownTimeout: cfg.ShutdownTimeout, PDFConcurrency: cfg.PDFConcurrency,
 			Retention: cfg.Retention,
-		}, worker.Deps{DB: d.db, Redis: d.rdb, Client: d.queue, Blobs: d.blobs, Logger: d.log})
+		}, worker.Deps{DB: d.db, Redis: d.rdb, Client: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set})
 		if err := r.worker.Start(); err != nil {
 			cancel()
 			return nil, err
 		}
 	}
 	if comp.Relay {
-		r.relay = scheduler.NewRelay(scheduler.RelayConfig{Interval: cfg.RelayInterval, Grace: cfg.RelayGrace}, d.db, d.queue, d.log)
+		r.relay = scheduler.NewRelay(scheduler.RelayConfig{Interval: cfg.RelayInterval, Grace: cfg.RelayGrace}, d.db, d.queue, d.log, set)
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
@@ -145,12 +147,12 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 	if comp.API {
 		r.api = api.New(api.Config{
 			JWTSecret: cfg.JWTSecret, BodyLimit: cfg.BodyLimit, RequestTimeout: cfg.RequestTimeout,
-			CacheTTL: cfg.CacheTTL, CORSOrigins: cfg.CORSOrigins,
+			CacheTTL: cfg.CacheTTL, CORSOrigins: cfg.CORSOrigins, MetricsToken: cfg.MetricsToken,
 			Limits: api.Limits{
 				PerTokenPerMinute: cfg.RateLimitPerToken, PerIPPerMinute: cfg.RateLimitPerIP,
 				LoginFailuresPerAccount: cfg.LoginFailures, LoginFailuresPerIP: cfg.LoginFailuresPerIP, LoginWindow: cfg.LoginWindow,
 			},
-		}, api.Deps{DB: d.db, Redis: d.rdb, Queue: d.queue, Blobs: d.blobs, Logger: d.log})
+		}, api.Deps{DB: d.db, Redis: d.rdb, Queue: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set, Gatherer: reg})
 		if ln == nil {
 			var err error
 			ln, err = net.Listen("tcp", cfg.HTTPAddr)
@@ -168,6 +170,14 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 			}
 		}()
 		d.log.Info("api listening", "addr", ln.Addr().String())
+	}
+	if !comp.API {
+		hs, err := startHealthServer(d, reg, nil)
+		if err != nil {
+			r.stop(context.Background())
+			return nil, err
+		}
+		r.health = hs
 	}
 	return r, nil
 }
@@ -191,6 +201,7 @@ func (r *running) stop(ctx context.Context) {
 		r.worker.Shutdown()
 	}
 	r.wg.Wait()
+	r.health.stop(ctx)
 }
 
 // runUntilSignal runs the components until ctx ends (SIGINT/SIGTERM).

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/iacc/iacc/metrics"
+	"github.com/iacc/iacc/store"
+)
+
+// newRegistry builds the process's metrics registry: iacc's own set, the Go
+// and process collectors, build info, MySQL and Redis pool stats, the outbox
+// backlog, and (in processes that run the cron table, unless turned off) the
+// asynq queue collector — once per deployment, not per replica.
+func newRegistry(d *deps, comp components) (*prometheus.Registry, *metrics.Set) {
+	reg := prometheus.NewRegistry()
+	set := metrics.New(reg)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(d.db.DB, "iacc"),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_build_info", Help: "Build information; the value is 1.",
+			ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 }),
+		metrics.NewScrapeCollector(2*time.Second, outboxGauges(d.db), redisPoolGauges(d)),
+	)
+	if comp.Cron && d.cfg.QueueMetrics {
+		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(d.rdb)))
+	}
+	return reg, set
+}
+
+func outboxGauges(db *store.DB) metrics.GaugeFunc {
+	return metrics.GaugeFunc{Name: "iacc_outbox_pending", Help: "Outbox events by stage: unpublished (waiting for the queue) and undispatched (published, effects not yet fanned out); age_seconds is the age of the oldest unpublished event.",
+		Labels: []string{"stage"},
+		Read: func(ctx context.Context) ([]metrics.Sample, error) {
+			st, err := store.GetOutboxStats(ctx, db)
+			if err != nil {
+				return nil, err
+			}
+			age := 0.0
+			if st.OldestPending != nil {
+				age = time.Since(*st.OldestPending).Seconds()
+			}
+			return []metrics.Sample{
+				{Labels: []string{"unpublished"}, Value: float64(st.Pending)},
+				{Labels: []string{"undispatched"}, Value: float64(st.Undispatched)},
+				{Labels: []string{"oldest_unpublished_age_seconds"}, Value: age},
+			}, nil
+		}}
+}
+
+func redisPoolGauges(d *deps) metrics.GaugeFunc {
+	return metrics.GaugeFunc{Name: "iacc_redis_pool", Help: "Redis connection pool statistics.", Labels: []string{"stat"},
+		Read: func(context.Context) ([]metrics.Sample, error) {
+			st := d.rdb.PoolStats()
+			return []metrics.Sample{
+				{Labels: []string{"total_conns"}, Value: float64(st.TotalConns)},
+				{Labels: []string{"idle_conns"}, Value: float64(st.IdleConns)},
+				{Labels: []string{"hits"}, Value: float64(st.Hits)},
+				{Labels: []string{"misses"}, Value: float64(st.Misses)},
+				{Labels: []string{"timeouts"}, Value: float64(st.Timeouts)},
+			}, nil
+		}}
+}
+
+// healthServer serves /health, /ready and /metrics for processes without
+// the API (worker, scheduler), on IACC_HEALTH_ADDR.
+type healthServer struct {
+	srv *http.Server
+}
+
+func startHealthServer(d *deps, reg *prometheus.Registry, ln net.Listener) (*healthServer, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		mysql, redis := "ok", "ok"
+		if err := d.db.PingContext(ctx); err != nil {
+			mysql = "unreachable"
+		}
+		if err := d.rdb.Ping(ctx).Err(); err != nil {
+			redis = "unreachable"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		status := "ready"
+		if mysql != "ok" || redis != "ok" {
+			status = "unavailable"
+			w.Header().Set("Retry-After", "5")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintf(w, `{"status":%q,"checks":{"mysql":%q,"redis":%q}}`, status, mysql, redis)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", d.cfg.HealthAddr); err != nil {
+			return nil, fmt.Errorf("IACC_HEALTH_ADDR: listen on %s: %w", d.cfg.HealthAddr, err)
+		}
+	}
+	hs := &healthServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	go func() {
+		if err := hs.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("health server failed", "err", err)
+		}
+	}()
+	d.log.Info("health and metrics listening", "addr", ln.Addr().String())
+	return hs, nil
+}
+
+func (h *healthServer) stop(ctx context.Context) {
+	if h != nil {
+		_ = h.srv.Shutdown(ctx)
+	}
+}
