@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,4 +144,13 @@ func queryID(c *fiber.Ctx, v *validator, name string) int64 {
 	id, err := strconv.ParseInt(raw, 10, 64)
 	v.check(err == nil && id > 0, name, "must be a positive id")
 	return id
+}
+
+// parseBasic decodes HTTP Basic credentials.
+func parseBasic(cred string) (user, pass string, ok bool) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return "", "", false
+	}
+	return strings.Cut(string(raw), ":")
 }

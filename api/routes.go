@@ -119,6 +119,11 @@ func (s *Server) routes() {
 		}))
 	}
 	s.app.Use(s.limitByIP)
+	s.mountMonitoring()
+	if s.cfg.DashboardOnly {
+		s.app.Get("/health", s.health)
+		return
+	}
 	for _, r := range s.routeTable() {
 		var handlers []fiber.Handler
 		switch {

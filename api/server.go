@@ -35,6 +35,9 @@ type Config struct {
 	CacheTTL       time.Duration // lifetime of cached reads (0: caching off)
 	CORSOrigins    []string      // allowed origins; empty: CORS off
 	MetricsToken   string        // bearer token required on GET /metrics (empty: open)
+	DashboardToken string        // ops token for the read-only queue dashboard (empty: none)
+	// DashboardOnly serves just the queue dashboard and /health (`iacc dashboard`).
+	DashboardOnly bool
 }
 
 func (c *Config) defaults() {
@@ -102,6 +105,8 @@ type Server struct {
 	metricsHandler fiber.Handler
 	cache          *readCache
 	app            *fiber.App
+
+	basicCache credCache
 
 	specOnce sync.Once
 	spec     []byte

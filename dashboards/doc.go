@@ -1,5 +1,6 @@
-// Package dashboards is where operators' views of iacc live: the asynq
-// queue dashboard (asynqmon) mounted behind iacc's auth, and, as files next
-// to this package, the Grafana dashboards (grafana/*.json) and Prometheus
-// alert rules (prometheus/*.yml). It holds no code yet.
+// Package dashboards holds what operators look at: the asynq queue
+// dashboard (asynqmon) handler, which the API mounts behind iacc's own auth
+// and `iacc dashboard` serves on its own port, and, as files next to this
+// package, the Grafana dashboards (grafana/*.json) and the Prometheus alert
+// rules with their unit tests (prometheus/*.yml).
 package dashboards

@@ -52,7 +52,9 @@ type Config struct {
 	CacheTTL           time.Duration // 0: read cache off
 	CORSOrigins        []string
 
-	HealthAddr   string // worker/scheduler health and metrics port
+	HealthAddr     string // worker/scheduler health and metrics port
+	DashboardAddr  string // `iacc dashboard`
+	DashboardToken string // ops token: read-only queue dashboard
 	MetricsToken string
 	QueueMetrics bool // export asynq queue metrics from this process (cron processes only)
 
@@ -177,6 +179,11 @@ func loadConfig(getenv envSource) (Config, error) {
 	}
 
 	c.HealthAddr = str("IACC_HEALTH_ADDR", ":8081")
+	c.DashboardAddr = str("IACC_DASHBOARD_ADDR", ":8082")
+	c.DashboardToken = str("IACC_DASHBOARD_TOKEN", "")
+	if c.DashboardToken != "" && len(c.DashboardToken) < 24 {
+		fail("IACC_DASHBOARD_TOKEN", "must be at least 24 characters")
+	}
 	c.MetricsToken = str("IACC_METRICS_TOKEN", "")
 	switch v := strings.ToLower(str("IACC_METRICS_QUEUES", "true")); v {
 	case "true", "1", "yes":

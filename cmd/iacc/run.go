@@ -147,7 +147,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 	if comp.API {
 		r.api = api.New(api.Config{
 			JWTSecret: cfg.JWTSecret, BodyLimit: cfg.BodyLimit, RequestTimeout: cfg.RequestTimeout,
-			CacheTTL: cfg.CacheTTL, CORSOrigins: cfg.CORSOrigins, MetricsToken: cfg.MetricsToken,
+			CacheTTL: cfg.CacheTTL, CORSOrigins: cfg.CORSOrigins, MetricsToken: cfg.MetricsToken, DashboardToken: cfg.DashboardToken,
 			Limits: api.Limits{
 				PerTokenPerMinute: cfg.RateLimitPerToken, PerIPPerMinute: cfg.RateLimitPerIP,
 				LoginFailuresPerAccount: cfg.LoginFailures, LoginFailuresPerIP: cfg.LoginFailuresPerIP, LoginWindow: cfg.LoginWindow,
@@ -325,4 +325,42 @@ IACC_SCHEDULER_CATCHUP_MAX_AGE).`,
 		},
 	})
 	return cmd
+}
+
+func (c *cli) dashboardCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "dashboard",
+		Short: "Serve only the queue dashboard (asynqmon) on IACC_DASHBOARD_ADDR, behind iacc's auth",
+		Long: `Serve the asynq queue dashboard on its own port (IACC_DASHBOARD_ADDR, default
+:8082) for ops who run it apart from the API: /monitoring (read-write, admins)
+and /monitoring-readonly (accounting, viewer, or the IACC_DASHBOARD_TOKEN ops
+token). Log in with an iacc email and password (the browser prompts), a
+bearer access token, or the ops token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := c.config()
+			if err != nil {
+				return err
+			}
+			d, err := openDeps(cmd.Context(), cfg, log, false)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			srv := api.New(api.Config{JWTSecret: cfg.JWTSecret, DashboardToken: cfg.DashboardToken, DashboardOnly: true,
+				Limits: api.Limits{LoginFailuresPerAccount: cfg.LoginFailures, LoginFailuresPerIP: cfg.LoginFailuresPerIP, LoginWindow: cfg.LoginWindow}},
+				api.Deps{DB: d.db, Redis: d.rdb, Queue: d.queue, Blobs: d.blobs, Logger: log})
+			errs := make(chan error, 1)
+			go func() { errs <- srv.Listen(cfg.DashboardAddr) }()
+			log.Info("queue dashboard listening", "addr", cfg.DashboardAddr, "path", "/monitoring")
+			select {
+			case <-cmd.Context().Done():
+			case err := <-errs:
+				return fmt.Errorf("IACC_DASHBOARD_ADDR: %w", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(ctx)
+		},
+	}
 }
