@@ -55,8 +55,8 @@ type Config struct {
 	HealthAddr     string // worker/scheduler health and metrics port
 	DashboardAddr  string // `iacc dashboard`
 	DashboardToken string // ops token: read-only queue dashboard
-	MetricsToken string
-	QueueMetrics bool // export asynq queue metrics from this process (cron processes only)
+	MetricsToken   string
+	QueueMetrics   bool // export asynq queue metrics from this process (cron processes only)
 
 	SchedulerLocation *time.Location
 	ScheduleSpecs     map[string]string // job → cron spec override (IACC_SCHEDULE_<JOB>)
