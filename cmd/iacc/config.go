@@ -44,6 +44,9 @@ type Config struct {
 	RelayInterval time.Duration
 	RelayGrace    time.Duration
 
+	ReconcileInterval time.Duration
+	ReconcileLookback time.Duration
+
 	RateLimitPerToken  int // requests per minute per access token (0: off)
 	RateLimitPerIP     int // requests per minute per client IP (0: off)
 	LoginFailures      int // failed logins per account per LoginWindow
@@ -161,6 +164,8 @@ func loadConfig(getenv envSource) (Config, error) {
 	c.PDFConcurrency = integer("IACC_PDF_CONCURRENCY", runtime.NumCPU(), 1, 1024)
 	c.RelayInterval = duration("IACC_RELAY_INTERVAL", time.Second, 10*time.Millisecond, time.Hour)
 	c.RelayGrace = duration("IACC_RELAY_GRACE", 3*time.Second, 0, time.Hour)
+	c.ReconcileInterval = duration("IACC_RECONCILE_INTERVAL", 5*time.Second, 100*time.Millisecond, time.Hour)
+	c.ReconcileLookback = duration("IACC_RECONCILE_LOOKBACK", 0, 0, 30*24*time.Hour)
 
 	c.RateLimitPerToken = integer("IACC_RATE_LIMIT_PER_TOKEN", 3000, 0, 10_000_000)
 	c.RateLimitPerIP = integer("IACC_RATE_LIMIT_PER_IP", 6000, 0, 10_000_000)

@@ -126,10 +126,15 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 	}
 	if comp.Relay {
 		r.relay = scheduler.NewRelay(scheduler.RelayConfig{Interval: cfg.RelayInterval, Grace: cfg.RelayGrace}, d.db, d.queue, d.log, set)
-		r.wg.Add(1)
+		rec := scheduler.NewReconciler(d.db, d.rdb, d.log, cfg.ReconcileInterval, cfg.ReconcileLookback)
+		r.wg.Add(2)
 		go func() {
 			defer r.wg.Done()
 			r.relay.Run(ctx)
+		}()
+		go func() {
+			defer r.wg.Done()
+			rec.Run(ctx)
 		}()
 	}
 	if comp.Cron {
