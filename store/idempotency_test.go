@@ -133,8 +133,11 @@ func TestClaimIdempotencyKeyReplacesExpired(t *testing.T) {
 }
 
 // waitLockWait waits until the connection connID is blocked on a row lock.
+// InnoDB serves INNODB_TRX from a cache it refreshes only when the view has
+// not been read for 100 ms, so polling faster would read a stale snapshot
+// forever.
 func waitLockWait(ctx context.Context, db *store.DB, connID int64) error {
-	tick := time.NewTicker(2 * time.Millisecond)
+	tick := time.NewTicker(150 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		var n int
@@ -169,7 +172,7 @@ func TestClaimIdempotencyKeyConcurrent(t *testing.T) {
 			second := completed(idemRecord(ten.ID, 7, key, "hash-second"), 201, `{"id":2}`, "/v1/purchase-orders/2")
 			errAbort := errors.New("first rolls back")
 
-			claimed := make(chan struct{})  // the first holds the key
+			claimed := make(chan struct{}) // the first holds the key
 			waiting := make(chan int64, 1) // the second's connection, about to claim
 			var once sync.Once
 			firstDone := make(chan error, 1)

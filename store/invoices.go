@@ -94,6 +94,9 @@ func CreateInvoice(ctx context.Context, q Querier, in NewInvoice) (Invoice, Even
 	}
 	remaining := po.TotalAmount.Sub(po.InvoicedAmount)
 	amount := in.Amount
+	if !amount.Equal(amount.Round(2)) {
+		return Invoice{}, Event{}, fmt.Errorf("invoice amount %s has sub-cent digits: %w", amount, ErrOverInvoiced)
+	}
 	if amount.IsZero() {
 		amount = remaining
 	}

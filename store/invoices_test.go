@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,5 +317,46 @@ func TestInvoiceNumber(t *testing.T) {
 	}
 	if got := (store.Invoice{Amount: dec("50.00"), PaidAmount: dec("12.34")}).Outstanding().StringFixed(2); got != "37.66" {
 		t.Errorf("Outstanding = %s, want 37.66", got)
+	}
+}
+
+// Concurrent invoices of one order never exceed its total (the order row lock).
+func TestCreateInvoiceConcurrentNeverOverInvoices(t *testing.T) {
+	t.Parallel()
+	s := setupP2P(t)
+	po := approvedOrder(t, s.db, s.ten.ID, s.v.ID) // 33.72
+	const n = 8
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, _, errs[i] = createInvoice(s.db, store.NewInvoice{TenantID: s.ten.ID, PurchaseOrderID: po.ID, Amount: dec("10.00")})
+		})
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, store.ErrOverInvoiced):
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if ok != 3 {
+		t.Errorf("%d invoices of 10.00 on an order of 33.72, want 3", ok)
+	}
+	if got := orderRow(t, s.db, s.ten.ID, po.ID).InvoicedAmount.StringFixed(2); got != "30.00" {
+		t.Errorf("invoiced amount = %s, want 30.00", got)
+	}
+	var sum string
+	if err := s.db.QueryRow(`SELECT CAST(SUM(amount) AS CHAR) FROM invoices WHERE purchase_order_id = ?`, po.ID).Scan(&sum); err != nil || sum != "30.00" {
+		t.Errorf("sum of invoices = %s, %v; want 30.00", sum, err)
+	}
+	if c := countOf(t, s.db, `SELECT COUNT(*) FROM outbox_events WHERE event_type = ?`, store.EventInvoiceCreated); c != 3 {
+		t.Errorf("%d invoice.created events, want 3", c)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/shopspring/decimal"
@@ -515,5 +516,60 @@ func TestListAuditFiltersAndPages(t *testing.T) {
 	}
 	if recs, total := list(store.AuditFilter{EntityType: "purchase_order", EntityID: a.ID + b.ID + 1000}); total != 0 || len(recs) != 0 {
 		t.Errorf("entries of a missing order = %d (total %d)", len(recs), total)
+	}
+}
+
+// Cancels and invoices racing on one approved order: whichever locks the
+// order first decides, and the outcome is consistent either way.
+func TestTransitionCancelRacingInvoices(t *testing.T) {
+	t.Parallel()
+	s := setupP2P(t)
+	po := createOrder(t, s.db, s.ten.ID, s.v.ID)
+	mustTransition(t, s.db, s.ten.ID, po.ID, "approve")
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	cancelled, invoiced := 0, 0
+	for i := range 10 {
+		wg.Go(func() {
+			<-start
+			var err error
+			if i%2 == 0 {
+				_, err = transition(s.db, s.ten.ID, po.ID, "cancel")
+			} else {
+				_, err = inTx(s.db, func(tx *sql.Tx) (store.Invoice, error) {
+					inv, _, err := store.CreateInvoice(context.Background(), tx, store.NewInvoice{TenantID: s.ten.ID, PurchaseOrderID: po.ID, Amount: decimal.RequireFromString("5.00")})
+					return inv, err
+				})
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && i%2 == 0:
+				cancelled++
+			case err == nil:
+				invoiced++
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("unexpected error: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	row := orderRow(t, s.db, s.ten.ID, po.ID)
+	invoices := countOf(t, s.db, `SELECT COUNT(*) FROM invoices WHERE purchase_order_id = ?`, po.ID)
+	bal := balance(t, s.db, s.ten.ID, s.v.ID)
+	switch {
+	case cancelled == 1 && invoiced == 0:
+		if row.Status != store.POCancelled || invoices != 0 || !row.InvoicedAmount.IsZero() || bal != "0.00" {
+			t.Errorf("cancel won: status %s, %d invoices, invoiced %s, balance %s", row.Status, invoices, row.InvoicedAmount, bal)
+		}
+	case cancelled == 0 && invoiced > 0:
+		want := decimal.NewFromInt(int64(5 * invoiced)).StringFixed(2)
+		if row.Status != store.POApproved || invoices != invoiced || row.InvoicedAmount.StringFixed(2) != want || bal != "33.72" {
+			t.Errorf("invoices won: status %s, %d invoices (%d succeeded), invoiced %s, balance %s", row.Status, invoices, invoiced, row.InvoicedAmount, bal)
+		}
+	default:
+		t.Errorf("%d cancels and %d invoices succeeded: the order is %s with %d invoices", cancelled, invoiced, row.Status, invoices)
 	}
 }

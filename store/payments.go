@@ -46,7 +46,7 @@ func RecordPayment(ctx context.Context, q Querier, in NewPayment) (Payment, Invo
 		return Payment{}, Invoice{}, Event{}, mapErr(err, fmt.Sprintf("lock invoice %d", in.InvoiceID))
 	}
 	outstanding := inv.Outstanding()
-	if !in.Amount.IsPositive() || in.Amount.GreaterThan(outstanding) {
+	if !in.Amount.IsPositive() || in.Amount.GreaterThan(outstanding) || !in.Amount.Equal(in.Amount.Round(2)) {
 		return Payment{}, Invoice{}, Event{}, fmt.Errorf("payment of %s against %s outstanding on %s: %w",
 			in.Amount.StringFixed(2), outstanding.StringFixed(2), inv.Number(), ErrOverpayment)
 	}

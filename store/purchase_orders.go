@@ -145,8 +145,16 @@ func CreatePurchaseOrder(ctx context.Context, q Querier, in NewPurchaseOrder) (C
 	if err != nil {
 		return CreatedPurchaseOrder{}, err
 	}
-	if err := AddVendorBalance(ctx, q, po.TenantID, po.VendorID, po.TotalAmount); err != nil {
-		return CreatedPurchaseOrder{}, err
+	// The balance UPDATE doubles as the final vendor check: it matches only
+	// an active vendor, so a vendor archived (or deleted) while this order
+	// was being written makes the order fail instead of landing on it.
+	res, err = q.ExecContext(ctx, `UPDATE vendors SET balance = balance + ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND status = ?`,
+		po.TotalAmount.StringFixed(2), ts, po.TenantID, po.VendorID, VendorActive)
+	if err != nil {
+		return CreatedPurchaseOrder{}, mapErr(err, fmt.Sprintf("update vendor %d balance", po.VendorID))
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return CreatedPurchaseOrder{}, fmt.Errorf("vendor %d is no longer active: %w", po.VendorID, ErrConflict)
 	}
 	return CreatedPurchaseOrder{Order: po, Event: ev}, nil
 }
@@ -266,6 +274,12 @@ func TransitionPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64,
 	if action == "cancel" && po.InvoicedAmount.IsPositive() {
 		return TransitionedPurchaseOrder{}, fmt.Errorf("cannot cancel a purchase order with invoices: %w", ErrIllegalTransition)
 	}
+	// Summaries carry the item count (events and audit entries show it).
+	var items int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM purchase_order_items WHERE purchase_order_id = ?`, po.ID).Scan(&items); err != nil {
+		return TransitionedPurchaseOrder{}, fmt.Errorf("count items of purchase order %d: %w", id, err)
+	}
+	po.Items = make([]PurchaseOrderItem, items)
 	before := poSummary(po)
 	po.Status, po.Version, po.UpdatedAt = tr.to, po.Version+1, now()
 	if _, err := q.ExecContext(ctx, `UPDATE purchase_orders SET status = ?, version = ?, updated_at = ? WHERE id = ?`, po.Status, po.Version, po.UpdatedAt, po.ID); err != nil {

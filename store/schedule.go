@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Schedule run states.
@@ -56,8 +57,8 @@ func FinishTick(ctx context.Context, q Querier, job string, at time.Time, runErr
 	state, msg := RunCompleted, ""
 	if runErr != nil {
 		state, msg = RunFailed, runErr.Error()
-		if len(msg) > 1000 {
-			msg = msg[:1000]
+		if utf8.RuneCountInString(msg) > 1000 {
+			msg = string([]rune(msg)[:1000])
 		}
 	}
 	_, err := q.ExecContext(ctx, `UPDATE schedule_runs SET state = ?, finished_at = ?, error = ? WHERE job = ? AND scheduled_for = ?`,

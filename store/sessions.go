@@ -46,13 +46,15 @@ func RotateRefreshToken(ctx context.Context, q Querier, h string) (RefreshToken,
 		return RefreshToken{}, mapErr(err, "find refresh token")
 	}
 	switch {
-	case t.RevokedAt != nil || !t.ExpiresAt.After(time.Now()):
-		return RefreshToken{}, fmt.Errorf("refresh token revoked or expired: %w", ErrNotFound)
 	case t.RotatedAt != nil:
+		// Reuse of a rotated token, even an expired one: somebody holds a
+		// copy. Revoke the family (idempotent if it already is).
 		if err := RevokeFamily(ctx, q, t.FamilyID); err != nil {
 			return RefreshToken{}, err
 		}
 		return RefreshToken{}, ErrTokenReused
+	case t.RevokedAt != nil || !t.ExpiresAt.After(time.Now()):
+		return RefreshToken{}, fmt.Errorf("refresh token revoked or expired: %w", ErrNotFound)
 	}
 	if _, err := q.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = ? WHERE id = ?`, now(), t.ID); err != nil {
 		return RefreshToken{}, fmt.Errorf("rotate refresh token: %w", err)

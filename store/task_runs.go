@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Task run states.
@@ -48,14 +49,14 @@ func UpsertTaskRuns(ctx context.Context, q Querier, runs []TaskRun) error {
 			ts = now()
 		}
 		errText := r.LastError
-		if len(errText) > 1000 {
-			errText = errText[:1000]
+		if utf8.RuneCountInString(errText) > 1000 { // the column counts characters; never split one
+			errText = string([]rune(errText)[:1000])
 		}
 		args = append(args, r.TaskID, r.TaskType, r.Queue, r.TenantID, r.EventID, r.State, r.Attempts, errText, ts, ts)
 	}
 	sb.WriteString(` ON DUPLICATE KEY UPDATE state = IF(VALUES(updated_at) >= updated_at, VALUES(state), state),
 		attempts = GREATEST(attempts, VALUES(attempts)),
-		last_error = IF(VALUES(last_error) <> '', VALUES(last_error), last_error),
+		last_error = IF(VALUES(last_error) <> '' AND VALUES(updated_at) >= updated_at, VALUES(last_error), last_error),
 		updated_at = GREATEST(updated_at, VALUES(updated_at))`)
 	if _, err := q.ExecContext(ctx, sb.String(), args...); err != nil {
 		return fmt.Errorf("record %d task runs: %w", len(runs), err)
