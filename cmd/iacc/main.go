@@ -81,7 +81,7 @@ Configuration comes from IACC_* environment variables; see the README.`,
 	root.AddCommand(
 		c.serveCmd(), c.apiCmd(), c.workerCmd(), c.schedulerCmd(),
 		c.migrateCmd(), c.tenantCmd(), c.userCmd(), c.seedCmd(),
-		c.dashboardCmd(),
+		c.dashboardCmd(), c.queuesCmd(), c.outboxCmd(), c.tasksCmd(),
 	)
 	return root
 }
