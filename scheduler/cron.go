@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 
 	"github.com/iacc/iacc/store"
@@ -49,6 +50,7 @@ type Cron struct {
 	cfg    CronConfig
 	jobs   []resolvedJob
 	db     *store.DB
+	rdb    redis.UniversalClient
 	client *asynq.Client
 	log    *slog.Logger
 	now    func() time.Time
@@ -61,7 +63,7 @@ type resolvedJob struct {
 }
 
 // NewCron resolves the schedule (spec overrides) and validates every spec.
-func NewCron(cfg CronConfig, jobs []Job, db *store.DB, client *asynq.Client, log *slog.Logger) (*Cron, error) {
+func NewCron(cfg CronConfig, jobs []Job, db *store.DB, rdb redis.UniversalClient, log *slog.Logger) (*Cron, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
@@ -71,7 +73,10 @@ func NewCron(cfg CronConfig, jobs []Job, db *store.DB, client *asynq.Client, log
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Cron{cfg: cfg, db: db, client: client, log: log, now: time.Now}
+	c := &Cron{cfg: cfg, db: db, rdb: rdb, log: log, now: time.Now}
+	if rdb != nil {
+		c.client = asynq.NewClientFromRedisClient(rdb)
+	}
 	for _, j := range jobs {
 		spec := j.Spec
 		if o, ok := cfg.Specs[j.Name]; ok && o != "" {
@@ -101,6 +106,7 @@ func (c *Cron) Run(ctx context.Context) {
 }
 
 func (c *Cron) runJob(ctx context.Context, j resolvedJob) {
+	c.recoverStale(ctx, j)
 	now := c.now().In(c.cfg.Location)
 	for _, t := range c.missedTicks(ctx, j, now) {
 		c.fire(ctx, j, t, true)
@@ -148,8 +154,12 @@ func (c *Cron) missedTicks(ctx context.Context, j resolvedJob, now time.Time) []
 	return ticks
 }
 
-// fire claims and enqueues one tick.
+// fire claims and enqueues one tick. Claim and enqueue run to the end even
+// when the scheduler is shutting down, so that a claimed tick always gets
+// its task (a crash in between is repaired by recoverStale).
 func (c *Cron) fire(ctx context.Context, j resolvedJob, at time.Time, catchUp bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	at = at.UTC()
 	taskID := tasks.TickTaskID(j.Name, at)
 	claimed, err := store.ClaimTick(ctx, c.db, j.Name, at, taskID)
@@ -169,6 +179,27 @@ func (c *Cron) fire(ctx context.Context, j resolvedJob, at time.Time, catchUp bo
 		return
 	}
 	c.log.Info("scheduler: tick enqueued", "job", j.Name, "scheduled_for", at, "task_id", taskID, "catch_up", catchUp)
+}
+
+// recoverStale re-enqueues the job's last tick if it was claimed but its
+// task is nowhere in Redis (the claiming scheduler died between the two, or
+// Redis lost its data) and has not finished. The TaskID keeps a race with
+// another recovering scheduler single.
+func (c *Cron) recoverStale(ctx context.Context, j resolvedJob) {
+	last, err := store.LastTick(ctx, c.db, j.Name)
+	if err != nil || last.State != store.RunEnqueued || time.Since(last.EnqueuedAt) < time.Minute {
+		return
+	}
+	p := j.Task(tasks.Tick{Job: j.Name, ScheduledFor: last.ScheduledFor})
+	insp := asynq.NewInspectorFromRedisClient(c.rdb)
+	if _, err := insp.GetTaskInfo(p.Options().Queue, last.TaskID); !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+		return // still queued, running, retrying or retained; or Redis is unreachable
+	}
+	if _, err := tasks.Enqueue(ctx, c.client, p, last.TaskID); err != nil {
+		c.log.Error("scheduler: re-enqueue stale tick failed", "job", j.Name, "scheduled_for", last.ScheduledFor, "err", err)
+		return
+	}
+	c.log.Warn("scheduler: re-enqueued a tick whose task was lost", "job", j.Name, "scheduled_for", last.ScheduledFor)
 }
 
 // JobStatus is one line of `iacc scheduler list`.

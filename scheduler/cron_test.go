@@ -41,7 +41,7 @@ func TestThreeSchedulersEnqueueEachTickOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := 0; i < 3; i++ {
-		c, err := NewCron(CronConfig{}, jobs, db, asynq.NewClientFromRedisClient(rdb.Client), nil)
+		c, err := NewCron(CronConfig{}, jobs, db, rdb.Client, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,9 +105,8 @@ func TestSchedulerCatchesUpMissedTicksOnce(t *testing.T) {
 	if _, err := store.ClaimTick(ctx, db, "gamma", start.Add(-10*time.Second), "seed"); err != nil {
 		t.Fatal(err)
 	}
-	client := asynq.NewClientFromRedisClient(rdb.Client)
 	for i := 0; i < 2; i++ {
-		c, err := NewCron(CronConfig{}, []Job{everySecond("gamma", 3)}, db, client, nil)
+		c, err := NewCron(CronConfig{}, []Job{everySecond("gamma", 3)}, db, rdb.Client, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,5 +182,38 @@ func TestSpecOverrideAndValidation(t *testing.T) {
 		if _, err := ParseSpec(j.Spec); err != nil {
 			t.Errorf("schedule line %s: %v", j.Name, err)
 		}
+	}
+}
+
+// A tick claimed by a scheduler that died before enqueueing it is
+// re-enqueued by the next scheduler to start, once.
+func TestStaleTickIsRecovered(t *testing.T) {
+	t.Parallel()
+	db := storetest.NewDB(t)
+	rdb := storetest.NewRedis(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 3, 30, 0, 0, time.UTC)
+	if _, err := store.ClaimTick(ctx, db, "retention", at, tasks.TickTaskID("retention", at)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE schedule_runs SET enqueued_at = ?`, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		c, err := NewCron(CronConfig{}, Schedule(), db, rdb.Client, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range c.jobs {
+			c.recoverStale(ctx, j)
+		}
+	}
+	ti, err := asynq.NewInspectorFromRedisClient(rdb.Client).GetTaskInfo(tasks.QueueLow, tasks.TickTaskID("retention", at))
+	if err != nil {
+		t.Fatalf("stale tick not re-enqueued: %v", err)
+	}
+	p, err := tasks.Decode[tasks.RetentionRun](asynq.NewTask(ti.Type, ti.Payload))
+	if err != nil || !p.ScheduledFor.Equal(at) || p.Job != "retention" {
+		t.Errorf("re-enqueued payload %+v %v", p, err)
 	}
 }

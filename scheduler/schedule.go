@@ -21,6 +21,7 @@ type Job struct {
 // scheduler's time zone, UTC by default).
 func Schedule() []Job {
 	return []Job{
+		{Name: "nightly-report", Spec: "0 2 * * *", CatchUp: 7, Task: func(t tasks.Tick) tasks.ScheduledPayload { return tasks.ReportNightly{Tick: t} }},
 		{Name: "retention", Spec: "30 3 * * *", CatchUp: 1, Task: func(t tasks.Tick) tasks.ScheduledPayload { return tasks.RetentionRun{Tick: t} }},
 	}
 }

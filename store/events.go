@@ -18,5 +18,6 @@ func EventTypes() []string {
 	return []string{
 		EventPurchaseOrderCreated, EventPurchaseOrderApproved, EventPurchaseOrderReceived, EventPurchaseOrderClosed,
 		EventPurchaseOrderCancelled, EventInvoiceCreated, EventPaymentRecorded, EventVendorCreated, EventVendorUpdated,
+		EventReportReady,
 	}
 }

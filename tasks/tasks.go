@@ -46,7 +46,10 @@ func Declared() []Payload {
 		PDFRender{},
 		EmailSend{},
 		RetentionRun{},
+		ReportNightly{},
+		ReportGenerate{},
 		WebhookDeliver{},
+		AccountingSync{},
 	}
 }
 

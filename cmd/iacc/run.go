@@ -117,7 +117,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 		r.worker = worker.New(worker.Config{
 			Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.WorkerPoll,
 			ShutdownTimeout: cfg.ShutdownTimeout, PDFConcurrency: cfg.PDFConcurrency,
-			Retention: cfg.Retention,
+			Retention: cfg.Retention, Location: cfg.SchedulerLocation,
 		}, worker.Deps{DB: d.db, Redis: d.rdb, Client: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set})
 		if err := r.worker.Start(); err != nil {
 			cancel()
@@ -189,7 +189,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 
 func newCron(d *deps) (*scheduler.Cron, error) {
 	return scheduler.NewCron(scheduler.CronConfig{Location: d.cfg.SchedulerLocation, Specs: d.cfg.ScheduleSpecs, MaxCatchUpAge: d.cfg.CatchUpMaxAge},
-		scheduler.Schedule(), d.db, d.queue, d.log)
+		scheduler.Schedule(), d.db, d.rdb, d.log)
 }
 
 // stop shuts down in dependency order: stop taking requests (draining the
