@@ -26,18 +26,23 @@ const (
 	roleOps          = "ops" // the IACC_DASHBOARD_TOKEN holder: read-only
 )
 
-// mountMonitoring mounts both dashboards behind dashboardAuth.
-func (s *Server) mountMonitoring() {
-	rw := adaptor.HTTPHandler(dashboards.Queues(monitoringPath, s.rdb, false))
+// monitoringRO serves the read-only dashboard (mounted by the route table,
+// before the read-write one: "/monitoring" is a prefix of its path).
+func (s *Server) monitoringRO() fiber.Handler {
 	ro := adaptor.HTTPHandler(dashboards.Queues(monitoringROPath, s.rdb, true))
-	// The read-only prefix first: "/monitoring" is a prefix of it.
-	s.app.Use(monitoringROPath, s.dashboardAuth, func(c *fiber.Ctx) error {
+	return func(c *fiber.Ctx) error {
 		if !slices.Contains([]string{store.RoleAdmin, store.RoleAccounting, store.RoleViewer, roleOps}, principal(c).Role) {
 			return errForbidden()
 		}
 		return ro(c)
-	})
-	s.app.Use(monitoringPath, s.dashboardAuth, func(c *fiber.Ctx) error {
+	}
+}
+
+// monitoringRW serves the read-write dashboard to admins and sends the
+// other dashboard users to the read-only one.
+func (s *Server) monitoringRW() fiber.Handler {
+	rw := adaptor.HTTPHandler(dashboards.Queues(monitoringPath, s.rdb, false))
+	return func(c *fiber.Ctx) error {
 		switch principal(c).Role {
 		case store.RoleAdmin:
 			return rw(c)
@@ -47,7 +52,7 @@ func (s *Server) mountMonitoring() {
 			}
 		}
 		return errForbidden()
-	})
+	}
 }
 
 // dashboardAuth accepts, for a browser as well as for scripts: a bearer

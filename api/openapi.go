@@ -151,6 +151,11 @@ func (g schemaGen) schema(t reflect.Type) map[string]any {
 	case reflect.Interface:
 		return map[string]any{}
 	case reflect.Struct:
+		if t.Name() == "" { // anonymous struct: inline
+			props := map[string]any{}
+			g.fields(t, props)
+			return map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+		}
 		name := schemaName(t)
 		ref := map[string]any{"$ref": "#/components/schemas/" + name}
 		if _, done := g.defs[name]; done {

@@ -16,11 +16,16 @@ type access struct {
 	roles  []string
 	// optional: a token is used when present (public otherwise).
 	optional bool
+	// mount: the handler serves the whole subtree under Path (a mounted
+	// application: the queue dashboard) and authenticates like a browser
+	// app (dashboardAuth); roles are checked by the handler.
+	mount bool
 }
 
 func public() access                  { return access{public: true} }
 func publicOrToken() access           { return access{public: true, optional: true} }
 func roles(r ...string) access        { return access{roles: r} }
+func mounted(r ...string) access      { return access{roles: r, mount: true} }
 func (a access) allows(r string) bool { return a.public || slices.Contains(a.roles, r) }
 
 var (
@@ -48,6 +53,8 @@ func (s *Server) routeTable() []route {
 	return []route{
 		{"GET", "/health", public(), s.health, doc{Summary: "Liveness", Tag: "ops", Response: statusBody{}}},
 		{"GET", "/ready", public(), s.ready, doc{Summary: "Readiness: MySQL and Redis answer (503 names the failing part)", Tag: "ops", Response: readyBody{}}},
+		{"GET", monitoringROPath, mounted(store.RoleAdmin, store.RoleAccounting, store.RoleViewer, roleOps), s.monitoringRO(), doc{Summary: "Queue dashboard, read-only (asynqmon); log in with Basic auth, a bearer token or the ops token", Tag: "ops", ContentType: "text/html"}},
+		{"GET", monitoringPath, mounted(store.RoleAdmin), s.monitoringRW(), doc{Summary: "Queue dashboard (asynqmon), read-write; others are sent to the read-only one", Tag: "ops", ContentType: "text/html"}},
 		{"GET", "/metrics", public(), s.serveMetrics, doc{Summary: "Prometheus metrics (bearer IACC_METRICS_TOKEN when set)", Tag: "ops", ContentType: "text/plain"}},
 		{"GET", "/openapi.json", public(), s.openAPI, doc{Summary: "This OpenAPI 3.1 document", Tag: "ops", Response: map[string]any{}}},
 		{"GET", "/docs", public(), s.docsPage, doc{Summary: "API documentation (HTML)", Tag: "ops", ContentType: "text/html"}},
@@ -93,6 +100,11 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/users/:id", admins, s.getUser, doc{Summary: "One user", Tag: "users", Response: userResponse{}}},
 		{"PATCH", "/api/users/:id", admins, s.updateUser, doc{Summary: "Change a user's role, vendor, password or disabled state", Tag: "users", Request: userPatchRequest{}, Response: userResponse{}}},
 
+		{"GET", "/api/reports", staff, s.listReports, doc{Summary: "Nightly reports, newest first", Tag: "reports", Response: listResponse[reportResponse]{}, Query: []string{"page", "per_page"}}},
+		{"GET", "/api/reports/:id", staff, s.getReport, doc{Summary: "One report's figures", Tag: "reports", Response: reportResponse{}}},
+		{"GET", "/api/reports/:id/pdf", staff, s.getReportPDF, doc{Summary: "The report as PDF (202 with Retry-After while it is rendered)", Tag: "reports", ContentType: "application/pdf"}},
+		{"GET", "/api/reports/:id/csv", staff, s.getReportCSV, doc{Summary: "The report as CSV", Tag: "reports", ContentType: "text/csv"}},
+
 		{"GET", "/api/audit-log", admins, s.listAudit, doc{Summary: "The audit log: every write with who, what, when, before and after", Tag: "audit", Response: listResponse[auditResponse]{}, Query: []string{"entity_type", "entity_id", "actor_id", "action", "page", "per_page"}}},
 
 		{"GET", "/api/webhooks", webhookReaders, s.listWebhooks, doc{Summary: "List webhook endpoints (secrets are never shown)", Tag: "webhooks", Response: listResponse[webhookResponse]{}, Query: []string{"page", "per_page"}}},
@@ -119,14 +131,15 @@ func (s *Server) routes() {
 		}))
 	}
 	s.app.Use(s.limitByIP)
-	s.mountMonitoring()
-	if s.cfg.DashboardOnly {
-		s.app.Get("/health", s.health)
-		return
-	}
 	for _, r := range s.routeTable() {
+		if s.cfg.DashboardOnly && !r.Access.mount && r.Path != "/health" {
+			continue
+		}
 		var handlers []fiber.Handler
 		switch {
+		case r.Access.mount:
+			s.app.Use(r.Path, s.dashboardAuth, r.Handler)
+			continue
 		case r.Access.optional:
 			handlers = append(handlers, s.optionalAuth)
 		case !r.Access.public:

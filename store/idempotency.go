@@ -40,9 +40,13 @@ func ClaimIdempotencyKey(ctx context.Context, q Querier, r IdempotencyRecord) (*
 		if !errors.As(err, &me) || me.Number != 1062 {
 			return nil, fmt.Errorf("claim idempotency key: %w", err)
 		}
+		// A plain (consistent) read: the failed INSERT left this transaction a
+		// shared lock on the key, and so does every other waiting duplicate;
+		// a locking read here would deadlock them against each other. The
+		// read view starts now, after the claimer committed.
 		var got IdempotencyRecord
 		err = q.QueryRowContext(ctx, `SELECT tenant_id, user_id, idem_key, method, path, request_hash, response_status, COALESCE(response_body, ''), response_location, expires_at
-			FROM idempotency_keys WHERE tenant_id = ? AND user_id = ? AND idem_key = ? FOR UPDATE`, r.TenantID, r.UserID, r.Key).
+			FROM idempotency_keys WHERE tenant_id = ? AND user_id = ? AND idem_key = ?`, r.TenantID, r.UserID, r.Key).
 			Scan(&got.TenantID, &got.UserID, &got.Key, &got.Method, &got.Path, &got.RequestHash, &got.Status, &got.Body, &got.Location, &got.ExpiresAt)
 		if err != nil {
 			return nil, mapErr(err, "read idempotency key")
