@@ -8,7 +8,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # Packages are tested in parallel, each against its own database.
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: run test lint build migrate services fuzz clean help
+.PHONY: run test lint build migrate services fuzz clean help deploy-check bench faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,7 +38,10 @@ lint: ## go vet, staticcheck and gofmt
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@if command -v shellcheck >/dev/null; then shellcheck deploy/local/*.sh .ci/run; fi
+	@if command -v shellcheck >/dev/null; then shellcheck deploy/local/*.sh deploy/validate.sh .ci/run; fi
+
+deploy-check: ## validate deploy/, the Grafana dashboards and alert rules (promtool, nginx -t, kustomize, compose config)
+	deploy/validate.sh
 
 clean: ## remove build output and local data (var/)
 	rm -rf bin var

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/shopspring/decimal"
 
 	"github.com/iacc/iacc/api"
 	"github.com/iacc/iacc/blob"
@@ -67,6 +71,9 @@ type testBundle struct {
 	owner      testing.TB // the test that called setup
 	listenOnce sync.Once
 	addr       string // of the real listener, see sendRaw
+
+	stateOnce sync.Once
+	stateSQL  string // see state
 }
 
 type setupOptions struct {
@@ -80,6 +87,11 @@ type setupOption func(*setupOptions)
 // test DB index.
 func withRedis(c redis.UniversalClient) setupOption {
 	return func(o *setupOptions) { o.redis = c }
+}
+
+// withConfig edits the server's configuration.
+func withConfig(edit func(*api.Config)) setupOption {
+	return func(o *setupOptions) { o.cfg = edit }
 }
 
 // setup builds the server on a fresh database with two tenants, A and B. Each
@@ -202,6 +214,16 @@ func (b *testBundle) send(t testing.TB, r request) response {
 
 func sendTo(t testing.TB, srv *api.Server, r request) response {
 	t.Helper()
+	res, err := trySend(srv, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// trySend is sendTo for goroutines other than the test's: it returns the
+// error instead of failing the test.
+func trySend(srv *api.Server, r request) (response, error) {
 	var body io.Reader
 	hasBody := r.Body != nil
 	switch v := r.Body.(type) {
@@ -213,7 +235,7 @@ func sendTo(t testing.TB, srv *api.Server, r request) response {
 	default:
 		raw, err := json.Marshal(v)
 		if err != nil {
-			t.Fatalf("encode request body: %v", err)
+			return response{}, fmt.Errorf("encode request body: %w", err)
 		}
 		body = bytes.NewReader(raw)
 	}
@@ -233,14 +255,14 @@ func sendTo(t testing.TB, srv *api.Server, r request) response {
 	}
 	res, err := srv.App().Test(req, -1)
 	if err != nil {
-		t.Fatalf("%s %s: %v", r.Method, r.Path, err)
+		return response{}, fmt.Errorf("%s %s: %w", r.Method, r.Path, err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", r.Method, r.Path, err)
+		return response{}, fmt.Errorf("%s %s: read body: %w", r.Method, r.Path, err)
 	}
-	return response{Status: res.StatusCode, Header: res.Header, Body: raw}
+	return response{Status: res.StatusCode, Header: res.Header, Body: raw}, nil
 }
 
 // sendRaw writes a raw HTTP/1.1 request to the server listening on a real
@@ -486,4 +508,292 @@ func TestUnknownRouteIsProblem(t *testing.T) {
 		t.Fatalf("DELETE /api/purchase-orders/1 = %d %s, want 405 or 404", res.Status, res.Body)
 	}
 	wantProblem(t, res, res.Status)
+}
+
+// ---- Helpers of the acceptance tests (authz, sessions, idempotency, cache,
+// openapi, lifecycle). ----
+
+// dbState fingerprints every table of the test database: its row count and
+// a hash of all its rows, so that an UPDATE shows as well as an INSERT or a
+// DELETE. It is built from information_schema, so tables added later are
+// covered too.
+type dbState map[string]string
+
+// volatileColumns change after a response without a request: the publisher
+// marks outbox events published in the background.
+var volatileColumns = map[string]bool{
+	"outbox_events.published_at": true, "outbox_events.publish_attempts": true, "outbox_events.dispatched_at": true,
+}
+
+func (b *testBundle) state(t testing.TB) dbState {
+	t.Helper()
+	ctx := context.Background()
+	b.stateOnce.Do(func() {
+		rows, err := b.db.QueryContext(ctx, `SELECT table_name, column_name FROM information_schema.columns
+			WHERE table_schema = DATABASE() ORDER BY table_name, ordinal_position`)
+		if err != nil {
+			t.Fatalf("list columns: %v", err)
+		}
+		defer rows.Close()
+		cols := map[string][]string{}
+		var tables []string
+		for rows.Next() {
+			var table, col string
+			if err := rows.Scan(&table, &col); err != nil {
+				t.Fatalf("scan column: %v", err)
+			}
+			if _, ok := cols[table]; !ok {
+				tables = append(tables, table)
+			}
+			if !volatileColumns[table+"."+col] {
+				cols[table] = append(cols[table], "IFNULL(`"+col+"`, '~null~')")
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("list columns: %v", err)
+		}
+		var parts []string
+		for _, table := range tables {
+			parts = append(parts, fmt.Sprintf("SELECT '%s', CONCAT(COUNT(*), ':', COALESCE(BIT_XOR(CRC32(CONCAT_WS('|', %s))), 0)) FROM `%s`",
+				table, strings.Join(cols[table], ", "), table))
+		}
+		b.stateSQL = strings.Join(parts, " UNION ALL ")
+	})
+	if b.stateSQL == "" {
+		t.Fatal("no tables to fingerprint")
+	}
+	rows, err := b.db.QueryContext(ctx, b.stateSQL)
+	if err != nil {
+		t.Fatalf("fingerprint tables: %v", err)
+	}
+	defer rows.Close()
+	st := dbState{}
+	for rows.Next() {
+		var table, fp string
+		if err := rows.Scan(&table, &fp); err != nil {
+			t.Fatalf("scan fingerprint: %v", err)
+		}
+		st[table] = fp
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("fingerprint tables: %v", err)
+	}
+	return st
+}
+
+// changed names the tables whose rows differ between s and after.
+func (s dbState) changed(after dbState) []string {
+	var out []string
+	for table, fp := range after {
+		if s[table] != fp {
+			out = append(out, table)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// wantNoWrites asserts that no table changed since before.
+func (b *testBundle) wantNoWrites(t testing.TB, before dbState, what string) {
+	t.Helper()
+	if ch := before.changed(b.state(t)); len(ch) > 0 {
+		t.Errorf("%s changed tables %v; want no writes", what, ch)
+	}
+}
+
+// addUser creates a user of the tenant and returns it with an access token.
+func (b *testBundle) addUser(t testing.TB, tenantID int64, role string, vendorID int64, email string) (store.User, string) {
+	t.Helper()
+	u, err := store.CreateUser(context.Background(), b.db, store.User{TenantID: tenantID, Email: email, PasswordHash: passwordHash(),
+		Role: role, VendorID: vendorID})
+	if err != nil {
+		t.Fatalf("create %s user %s: %v", role, email, err)
+	}
+	return u, b.token(t, u)
+}
+
+// plantSession stores a fresh refresh token (a new session) of u, as a login
+// would, without the cost of bcrypt, and returns the raw token.
+func (b *testBundle) plantSession(t testing.TB, u store.User) string {
+	t.Helper()
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	tok := "rt_" + hex.EncodeToString(raw)
+	err := store.InsertRefreshToken(context.Background(), b.db, store.RefreshToken{FamilyID: hex.EncodeToString(raw[:16]), UserID: u.ID,
+		TenantID: u.TenantID, TokenHash: api.HashRefresh(tok), ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatalf("plant refresh token: %v", err)
+	}
+	return tok
+}
+
+// mkOrder creates a committed order of one item, 2 × 10.50 = 21.00.
+func (b *testBundle) mkOrder(t testing.TB, tenantID, vendorID int64, notes string) int64 {
+	t.Helper()
+	var id int64
+	err := b.db.InTx(context.Background(), func(tx *sql.Tx) error {
+		po, err := store.CreatePurchaseOrder(context.Background(), tx, store.NewPurchaseOrder{TenantID: tenantID, VendorID: vendorID, Currency: "EUR",
+			Notes: notes, Items: []store.PurchaseOrderItem{{Description: "bolt", Quantity: decimal.NewFromInt(2), UnitPrice: decimal.RequireFromString("10.50")}}})
+		id = po.Order.ID
+		return err
+	})
+	if err != nil {
+		t.Fatalf("create order: %v", err)
+	}
+	return id
+}
+
+// moveOrder applies lifecycle actions (approve, receive, ...) to an order.
+func (b *testBundle) moveOrder(t testing.TB, tenantID, id int64, actions ...string) {
+	t.Helper()
+	for _, a := range actions {
+		err := b.db.InTx(context.Background(), func(tx *sql.Tx) error {
+			_, err := store.TransitionPurchaseOrder(context.Background(), tx, tenantID, id, a, 0, "test")
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s order %d: %v", a, id, err)
+		}
+	}
+}
+
+// mkInvoice invoices amount of an approved or received order.
+func (b *testBundle) mkInvoice(t testing.TB, tenantID, poID int64, amount, ref string) int64 {
+	t.Helper()
+	var id int64
+	err := b.db.InTx(context.Background(), func(tx *sql.Tx) error {
+		inv, _, err := store.CreateInvoice(context.Background(), tx, store.NewInvoice{TenantID: tenantID, PurchaseOrderID: poID,
+			Amount: decimal.RequireFromString(amount), VendorReference: ref, DueDate: time.Now().AddDate(0, 0, 30)})
+		id = inv.ID
+		return err
+	})
+	if err != nil {
+		t.Fatalf("invoice order %d: %v", poID, err)
+	}
+	return id
+}
+
+// mkPayment records a payment of amount against an invoice.
+func (b *testBundle) mkPayment(t testing.TB, tenantID, invoiceID int64, amount, ref string) int64 {
+	t.Helper()
+	var id int64
+	err := b.db.InTx(context.Background(), func(tx *sql.Tx) error {
+		p, _, _, err := store.RecordPayment(context.Background(), tx, store.NewPayment{TenantID: tenantID, InvoiceID: invoiceID,
+			Amount: decimal.RequireFromString(amount), PaidAt: time.Now(), Reference: ref})
+		id = p.ID
+		return err
+	})
+	if err != nil {
+		t.Fatalf("pay invoice %d: %v", invoiceID, err)
+	}
+	return id
+}
+
+// outboxEvent is one row of the outbox.
+type outboxEvent struct {
+	ID            int64
+	TenantID      int64
+	Type          string
+	AggregateType string
+	AggregateID   int64
+}
+
+// eventsAfter lists the outbox events with an id above after, oldest first.
+func (b *testBundle) eventsAfter(t testing.TB, after int64) []outboxEvent {
+	t.Helper()
+	rows, err := b.db.QueryContext(context.Background(), `SELECT id, tenant_id, event_type, aggregate_type, aggregate_id
+		FROM outbox_events WHERE id > ? ORDER BY id`, after)
+	if err != nil {
+		t.Fatalf("list outbox events: %v", err)
+	}
+	defer rows.Close()
+	var out []outboxEvent
+	for rows.Next() {
+		var e outboxEvent
+		if err := rows.Scan(&e.ID, &e.TenantID, &e.Type, &e.AggregateType, &e.AggregateID); err != nil {
+			t.Fatalf("scan outbox event: %v", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("list outbox events: %v", err)
+	}
+	return out
+}
+
+// lastEventID is the id of the newest outbox event (0 when there is none).
+func (b *testBundle) lastEventID(t testing.TB) int64 {
+	t.Helper()
+	return b.queryInt(t, `SELECT COALESCE(MAX(id), 0) FROM outbox_events`)
+}
+
+// listData decodes the data array of a list response.
+func listData(t testing.TB, res response) []map[string]any {
+	t.Helper()
+	var l struct {
+		Data []map[string]any `json:"data"`
+	}
+	res.decode(t, &l)
+	if l.Data == nil {
+		t.Fatalf("list response without a data array: %s", res.Body)
+	}
+	return l.Data
+}
+
+// idsOf returns the "id" of every element of a list's data.
+func idsOf(t testing.TB, data []map[string]any) []int64 {
+	t.Helper()
+	var out []int64
+	for _, d := range data {
+		n, ok := d["id"].(json.Number)
+		if !ok {
+			t.Fatalf("element without a numeric id: %v", d)
+		}
+		id, err := n.Int64()
+		if err != nil {
+			t.Fatalf("id %v: %v", n, err)
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// mustDec parses a decimal of a response or a row.
+func mustDec(t testing.TB, s string) decimal.Decimal {
+	t.Helper()
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		t.Fatalf("decimal %q: %v", s, err)
+	}
+	return d
+}
+
+// mkWebhook creates an enabled endpoint of the tenant with one failed
+// (finished, so retryable) delivery.
+func (b *testBundle) mkWebhook(t testing.TB, tenantID int64, description string) (endpoint, delivery int64) {
+	t.Helper()
+	err := b.db.InTx(context.Background(), func(tx *sql.Tx) error {
+		ctx := context.Background()
+		e, err := store.CreateWebhookEndpoint(ctx, tx, store.WebhookEndpoint{TenantID: tenantID, URL: "https://receiver.example/hook",
+			Description: description, EventTypes: []string{store.EventPurchaseOrderCreated}, Enabled: true}, 0, "test")
+		if err != nil {
+			return err
+		}
+		ev, err := store.RequestWebhookTest(ctx, tx, tenantID, e.ID, 0, "test")
+		if err != nil {
+			return err
+		}
+		ds, err := store.EnsureWebhookDeliveries(ctx, tx, ev, []int64{e.ID})
+		if err != nil || len(ds) != 1 {
+			return fmt.Errorf("deliveries %v: %w", ds, err)
+		}
+		endpoint, delivery = e.ID, ds[0].ID
+		return store.FailWebhookDelivery(ctx, tx, delivery, 0, "receiver unreachable")
+	})
+	if err != nil {
+		t.Fatalf("create webhook endpoint: %v", err)
+	}
+	return endpoint, delivery
 }

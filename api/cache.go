@@ -33,12 +33,13 @@ type readCache struct {
 
 	hits, misses atomic.Int64
 	metrics      *metrics.Set
+	gate         *redisGate
 }
 
 const cacheTimeout = 100 * time.Millisecond
 
-func newReadCache(rdb redis.UniversalClient, ttl time.Duration, log *slog.Logger, m *metrics.Set) *readCache {
-	return &readCache{rdb: rdb, ttl: ttl, log: log, dirty: map[int64]bool{}, metrics: m}
+func newReadCache(rdb redis.UniversalClient, ttl time.Duration, log *slog.Logger, m *metrics.Set, gate *redisGate) *readCache {
+	return &readCache{rdb: rdb, ttl: ttl, log: log, dirty: map[int64]bool{}, metrics: m, gate: gate}
 }
 
 func (rc *readCache) hit() {
@@ -62,7 +63,7 @@ return {g, redis.call('GET', ARGV[1] .. g .. ARGV[2])}`)
 // get returns the cached value of (tenant, key) and the generation to store
 // a fresh value under. ok is false on a miss; gen is "" when the cache is off.
 func (rc *readCache) get(ctx context.Context, tenantID int64, key string) (val []byte, gen string, ok bool) {
-	if rc.ttl <= 0 || rc.isDirty(tenantID) {
+	if rc.ttl <= 0 || rc.isDirty(tenantID) || !rc.gate.up() {
 		return nil, "", false
 	}
 	ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
@@ -70,6 +71,9 @@ func (rc *readCache) get(ctx context.Context, tenantID int64, key string) (val [
 	prefix := "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":"
 	res, err := getScript.Run(ctx, rc.rdb, []string{genKey(tenantID)}, prefix, ":"+key).Slice()
 	if err != nil || len(res) != 2 {
+		if err != nil {
+			rc.gate.trip()
+		}
 		rc.miss()
 		return nil, "", false
 	}
@@ -84,13 +88,14 @@ func (rc *readCache) get(ctx context.Context, tenantID int64, key string) (val [
 
 // set stores val under the generation returned by get.
 func (rc *readCache) set(ctx context.Context, tenantID int64, gen, key string, val []byte) {
-	if gen == "" || rc.ttl <= 0 {
+	if gen == "" || rc.ttl <= 0 || !rc.gate.up() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
 	defer cancel()
 	k := "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":" + gen + ":" + key
 	if err := rc.rdb.Set(ctx, k, val, rc.ttl).Err(); err != nil {
+		rc.gate.trip()
 		rc.log.Debug("cache set failed", "err", err)
 	}
 }
@@ -101,9 +106,14 @@ func (rc *readCache) invalidate(ctx context.Context, tenantID int64) {
 	if rc.ttl <= 0 {
 		return
 	}
+	if !rc.gate.up() { // Redis is down: this process stops serving the tenant's cached reads
+		rc.markDirty(tenantID)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cacheTimeout)
 	defer cancel()
 	if err := rc.rdb.Incr(ctx, genKey(tenantID)).Err(); err != nil {
+		rc.gate.trip()
 		rc.markDirty(tenantID)
 		rc.log.Warn("cache invalidation failed; cached reads of the tenant are off until it succeeds", "tenant_id", tenantID, "err", err)
 	}

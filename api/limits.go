@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
 )
 
 // Limits configures rate limiting (GCRA in Redis). A zero rate disables a limit.
@@ -47,13 +48,14 @@ func rateLimited(retryAfter time.Duration, detail string) *Problem {
 // allowRate consumes one unit of key's budget. Redis trouble fails open: a
 // limiter outage must not take the API down with it.
 func (s *Server) allowRate(ctx context.Context, key string, perMinute int) (bool, time.Duration) {
-	if perMinute <= 0 {
+	if perMinute <= 0 || !s.gate.up() {
 		return true, 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
 	defer cancel()
 	res, err := s.limiter.Allow(ctx, key, redis_rate.PerMinute(perMinute))
 	if err != nil {
+		s.gate.trip()
 		s.log.Debug("rate limiter unavailable; allowing", "err", err)
 		return true, 0
 	}
@@ -81,53 +83,65 @@ func (s *Server) limitByToken(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// loginGuard tracks failed logins per account and per IP.
+// loginGuard limits failed logins per account and per IP. An attempt
+// reserves a failure up front, atomically for both keys, so that concurrent
+// guesses cannot all slip past the check; a successful login gives its
+// reservation back and clears the account's failures. Counters are fixed
+// windows of LoginWindow from the first failure. Redis trouble fails open
+// (the guard must not lock everybody out), without the shared gate: a
+// flood of slow requests must not switch the guard off.
 type loginGuard struct {
 	s *Server
 }
 
 func accountKey(email string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(email))))
-	return "login:acct:" + hex.EncodeToString(sum[:16])
+	return "iacc:login:acct:" + hex.EncodeToString(sum[:16])
 }
 
-// blocked reports whether the account or IP has used up its failures.
-func (g loginGuard) blocked(ctx context.Context, email, ip string) (bool, time.Duration) {
+func ipKey(ip string) string { return "iacc:login:ip:" + ip }
+
+// reserveScript increments every key (setting the window on the first),
+// and if any is over its limit takes them all back and answers the wait.
+var reserveScript = redis.NewScript(`
+local counts = {}
+for i, k in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', k)
+  if counts[i] == 1 then redis.call('PEXPIRE', k, ARGV[1]) end
+end
+for i, k in ipairs(KEYS) do
+  if counts[i] > tonumber(ARGV[i + 1]) then
+    local wait = redis.call('PTTL', k)
+    for _, k2 in ipairs(KEYS) do redis.call('DECR', k2) end
+    return wait
+  end
+end
+return 0`)
+
+// reserve takes one failure from both budgets. blocked means over a limit;
+// retry is how long until the window ends.
+func (g loginGuard) reserve(ctx context.Context, email, ip string) (blocked bool, retry time.Duration) {
 	l := g.s.cfg.Limits
 	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
 	defer cancel()
-	for _, k := range []struct {
-		key string
-		n   int
-	}{{accountKey(email), l.LoginFailuresPerAccount}, {"login:ip:" + ip, l.LoginFailuresPerIP}} {
-		res, err := g.s.limiter.AllowN(ctx, k.key, g.limit(k.n), 0) // n=0: look, don't consume
-		if err != nil {
-			return false, 0
-		}
-		if res.Remaining <= 0 {
-			// GCRA frees one attempt every window/n.
-			return true, l.LoginWindow / time.Duration(k.n)
-		}
+	wait, err := reserveScript.Run(ctx, g.s.rdb, []string{accountKey(email), ipKey(ip)},
+		l.LoginWindow.Milliseconds(), l.LoginFailuresPerAccount, l.LoginFailuresPerIP).Int64()
+	if err != nil {
+		g.s.log.Debug("login guard unavailable; allowing", "err", err)
+		return false, 0
+	}
+	if wait > 0 {
+		return true, time.Duration(wait) * time.Millisecond
 	}
 	return false, 0
 }
 
-func (g loginGuard) limit(n int) redis_rate.Limit {
-	return redis_rate.Limit{Rate: n, Burst: n, Period: g.s.cfg.Limits.LoginWindow}
-}
-
-// failed records a failed attempt.
-func (g loginGuard) failed(ctx context.Context, email, ip string) {
-	l := g.s.cfg.Limits
-	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
+// succeeded gives the reservation back and clears the account's failures.
+func (g loginGuard) succeeded(ctx context.Context, email, ip string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limitTimeout)
 	defer cancel()
-	_, _ = g.s.limiter.Allow(ctx, accountKey(email), g.limit(l.LoginFailuresPerAccount))
-	_, _ = g.s.limiter.Allow(ctx, "login:ip:"+ip, g.limit(l.LoginFailuresPerIP))
-}
-
-// succeeded clears the account's failures.
-func (g loginGuard) succeeded(ctx context.Context, email string) {
-	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
-	defer cancel()
-	_ = g.s.limiter.Reset(ctx, accountKey(email))
+	pipe := g.s.rdb.TxPipeline()
+	pipe.Del(ctx, accountKey(email))
+	pipe.Decr(ctx, ipKey(ip))
+	_, _ = pipe.Exec(ctx)
 }

@@ -25,5 +25,5 @@ func (s *Server) serveMetrics(c *fiber.Ctx) error {
 }
 
 func (s *Server) metricsHandlerFor() fiber.Handler {
-	return adaptor.HTTPHandler(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	return adaptor.HTTPHandler(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 }

@@ -20,6 +20,12 @@ import (
 // The queue dashboard (asynqmon) is mounted twice, because asynqmon's
 // read-only switch covers a whole handler: read-write for admins, read-only
 // for accounting and viewer users and the ops token.
+// dashboardCSP lets the asynqmon single-page app run (its own scripts and
+// styles, an inline bootstrap script, web fonts from Google if reachable),
+// and nothing else in; the API's "default-src 'none'" would blank it.
+const dashboardCSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; " +
+	"font-src 'self' data: https://fonts.gstatic.com; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+
 const (
 	monitoringPath   = "/monitoring"
 	monitoringROPath = "/monitoring-readonly"
@@ -34,6 +40,7 @@ func (s *Server) monitoringRO() fiber.Handler {
 		if !slices.Contains([]string{store.RoleAdmin, store.RoleAccounting, store.RoleViewer, roleOps}, principal(c).Role) {
 			return errForbidden()
 		}
+		c.Set("Content-Security-Policy", dashboardCSP)
 		return ro(c)
 	}
 }
@@ -45,6 +52,7 @@ func (s *Server) monitoringRW() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		switch principal(c).Role {
 		case store.RoleAdmin:
+			c.Set("Content-Security-Policy", dashboardCSP)
 			return rw(c)
 		case store.RoleAccounting, store.RoleViewer, roleOps:
 			if c.Method() == fiber.MethodGet && !strings.Contains(c.Path(), "/api/") {
@@ -110,7 +118,7 @@ func (s *Server) basicLogin(c *fiber.Ctx, email, password string) (Principal, er
 	ctx, cancel := s.requestCtx(c)
 	defer cancel()
 	guard := loginGuard{s}
-	if blocked, retry := guard.blocked(ctx, email, c.IP()); blocked {
+	if blocked, retry := guard.reserve(ctx, email, c.IP()); blocked {
 		return Principal{}, rateLimited(retry, "too many failed logins; try again later")
 	}
 	u, err := store.GetUserByEmail(ctx, s.db, strings.ToLower(strings.TrimSpace(email)))
@@ -122,9 +130,9 @@ func (s *Server) basicLogin(c *fiber.Ctx, email, password string) (Principal, er
 		hash = []byte(u.PasswordHash)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil || u.Disabled {
-		guard.failed(ctx, email, c.IP())
 		return Principal{}, errBadCredentials
 	}
+	guard.succeeded(ctx, email, c.IP())
 	p := Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, VendorID: u.VendorID}
 	s.basicCache.put(key, p)
 	return p, nil

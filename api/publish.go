@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -29,7 +28,7 @@ type Publisher struct {
 	log     *slog.Logger
 	metrics *metrics.Set
 
-	openUntil atomic.Int64 // unix nanos until which the fast path is skipped
+	gate *redisGate
 
 	mu      sync.Mutex
 	pending []int64
@@ -40,14 +39,13 @@ type Publisher struct {
 }
 
 const (
-	publishCoolDown = 2 * time.Second
-	markFlushEvery  = 50 * time.Millisecond
-	markBatch       = 500
+	markFlushEvery = 50 * time.Millisecond
+	markBatch      = 500
 )
 
 // NewPublisher starts the batcher goroutine; Close stops it after a final flush.
-func NewPublisher(db *store.DB, client *asynq.Client, timeout time.Duration, log *slog.Logger, m *metrics.Set) *Publisher {
-	p := &Publisher{db: db, client: client, timeout: timeout, log: log, metrics: m,
+func NewPublisher(db *store.DB, client *asynq.Client, timeout time.Duration, log *slog.Logger, m *metrics.Set, gate *redisGate) *Publisher {
+	p := &Publisher{db: db, client: client, timeout: timeout, log: log, metrics: m, gate: gate,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	go p.loop()
 	return p
@@ -56,7 +54,7 @@ func NewPublisher(db *store.DB, client *asynq.Client, timeout time.Duration, log
 // Publish enqueues the dispatch task of a committed event. Failure is not an
 // error for the caller: the relay will publish the event.
 func (p *Publisher) Publish(ctx context.Context, eventID int64) {
-	if p.client == nil || time.Now().UnixNano() < p.openUntil.Load() {
+	if p.client == nil || !p.gate.up() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
@@ -64,7 +62,7 @@ func (p *Publisher) Publish(ctx context.Context, eventID int64) {
 	dup, err := tasks.PublishEvent(ctx, p.client, eventID)
 	if err != nil {
 		p.metrics.OutboxPublished.WithLabelValues("fast", "failed").Inc()
-		p.openUntil.Store(time.Now().Add(publishCoolDown).UnixNano())
+		p.gate.trip()
 		p.log.Warn("fast-path publish failed; the outbox relay will publish", "event_id", eventID, "err", err)
 		return
 	}

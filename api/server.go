@@ -36,6 +36,10 @@ type Config struct {
 	CORSOrigins    []string      // allowed origins; empty: CORS off
 	MetricsToken   string        // bearer token required on GET /metrics (empty: open)
 	DashboardToken string        // ops token for the read-only queue dashboard (empty: none)
+	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse proxies
+	// whose X-Forwarded-For names the client (rate limits and login guards
+	// key on the client's IP). Empty: the peer address is the client.
+	TrustedProxies []string
 	// DashboardOnly serves just the queue dashboard and /health (`iacc dashboard`).
 	DashboardOnly bool
 }
@@ -99,6 +103,7 @@ type Server struct {
 	log       *slog.Logger
 	publisher *Publisher
 	limiter   *redis_rate.Limiter
+	gate      *redisGate
 	metrics   *metrics.Set
 	gatherer  prometheus.Gatherer
 	// metricsHandler serves the gatherer (built once).
@@ -123,9 +128,10 @@ func New(cfg Config, d Deps) *Server {
 	if m == nil {
 		m = metrics.Discard()
 	}
-	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log, metrics: m, gatherer: d.Gatherer,
-		limiter: redis_rate.NewLimiter(d.Redis), cache: newReadCache(d.Redis, cfg.CacheTTL, log, m)}
-	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log, m)
+	gate := newRedisGate(2 * time.Second)
+	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log, metrics: m, gatherer: d.Gatherer, gate: gate,
+		limiter: redis_rate.NewLimiter(d.Redis), cache: newReadCache(d.Redis, cfg.CacheTTL, log, m, gate)}
+	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log, m, gate)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "iacc",
 		BodyLimit:             cfg.BodyLimit,
@@ -136,6 +142,11 @@ func New(cfg Config, d Deps) *Server {
 		DisableStartupMessage: true,
 		StrictRouting:         false,
 		CaseSensitive:         true,
+		// Behind nginx or an ingress, the client is named by X-Forwarded-For,
+		// believed only from the trusted proxies.
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
 	})
 	if s.gatherer != nil {
 		s.metricsHandler = s.metricsHandlerFor()
@@ -165,4 +176,11 @@ func (s *Server) Close() { s.publisher.Close() }
 // request's context with the configured deadline.
 func (s *Server) requestCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+}
+
+func proxyHeader(trusted []string) string {
+	if len(trusted) == 0 {
+		return ""
+	}
+	return fiber.HeaderXForwardedFor
 }

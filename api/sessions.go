@@ -54,7 +54,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	defer cancel()
 	guard := loginGuard{s}
 	ip := c.IP()
-	if blocked, retry := guard.blocked(ctx, req.Email, ip); blocked {
+	if blocked, retry := guard.reserve(ctx, req.Email, ip); blocked {
 		return rateLimited(retry, "too many failed logins; try again later")
 	}
 	u, err := store.GetUserByEmail(ctx, s.db, req.Email)
@@ -66,10 +66,9 @@ func (s *Server) login(c *fiber.Ctx) error {
 		hash = []byte(u.PasswordHash)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil || u.Disabled {
-		guard.failed(ctx, req.Email, ip)
 		return errUnauthorized("invalid email or password")
 	}
-	guard.succeeded(ctx, req.Email)
+	guard.succeeded(ctx, req.Email, ip)
 	resp, err := s.startSession(c, u, newFamilyID())
 	if err != nil {
 		return err

@@ -23,6 +23,9 @@ func Schedule() []Job {
 	return []Job{
 		{Name: "nightly-report", Spec: "0 2 * * *", CatchUp: 7, Task: func(t tasks.Tick) tasks.ScheduledPayload { return tasks.ReportNightly{Tick: t} }},
 		{Name: "retention", Spec: "30 3 * * *", CatchUp: 1, Task: func(t tasks.Tick) tasks.ScheduledPayload { return tasks.RetentionRun{Tick: t} }},
+		{Name: "backup", Spec: "0 2 * * *", CatchUp: 1, Task: func(t tasks.Tick) tasks.ScheduledPayload { return tasks.BackupRun{Tick: t} }},
+		{Name: "backup-verify", Spec: "0 5 * * 0", CatchUp: 1, Task: func(t tasks.Tick) tasks.ScheduledPayload { return tasks.BackupVerify{Tick: t} }},
+		{Name: "backup-check", Spec: "15 * * * *", Task: func(t tasks.Tick) tasks.ScheduledPayload { return tasks.BackupCheck{Tick: t} }},
 	}
 }
 

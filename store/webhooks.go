@@ -735,3 +735,35 @@ func cutUTF8(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// WebhookEndpointTenant returns the tenant of an endpoint (ops commands
+// address endpoints by id alone).
+func WebhookEndpointTenant(ctx context.Context, q Querier, id int64) (int64, error) {
+	var tenantID int64
+	err := q.QueryRowContext(ctx, `SELECT tenant_id FROM webhook_endpoints WHERE id = ?`, id).Scan(&tenantID)
+	return tenantID, mapErr(err, fmt.Sprintf("find webhook endpoint %d", id))
+}
+
+// CountWebhookEndpoints counts endpoints by state: "enabled" and "disabled"
+// are always present (metrics want the zero too).
+func CountWebhookEndpoints(ctx context.Context, q Querier) (map[string]int, error) {
+	out := map[string]int{"enabled": 0, "disabled": 0}
+	rows, err := q.QueryContext(ctx, `SELECT enabled, COUNT(*) FROM webhook_endpoints GROUP BY enabled`)
+	if err != nil {
+		return nil, fmt.Errorf("count webhook endpoints: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var enabled bool
+		var n int
+		if err := rows.Scan(&enabled, &n); err != nil {
+			return nil, fmt.Errorf("count webhook endpoints: %w", err)
+		}
+		if enabled {
+			out["enabled"] = n
+		} else {
+			out["disabled"] = n
+		}
+	}
+	return out, rows.Err()
+}

@@ -19,7 +19,26 @@ type EmailSend struct {
 	// Key deduplicates emails that no event caused (alerts, notices);
 	// emails of an event are keyed by (event, template, recipient).
 	Key string `json:"key,omitempty"`
+	// Version of the subject the email was caused at (the document version
+	// to attach: a purchase order's PDF of that version or a later one).
+	Version int `json:"version,omitempty"`
+	// Title and Body are the subject line and plain-text body of the
+	// generic "notice" template (alerts, reports); other templates render
+	// their text from MySQL and ignore them.
+	Title string `json:"title,omitempty"`
+	Body  string `json:"body,omitempty"`
 }
+
+// Email templates (EmailSend.Template) and who receives them.
+const (
+	EmailPurchaseOrderVendor  = "purchase_order_vendor"     // the vendor: the order, its PDF attached
+	EmailPurchaseOrderCreated = "purchase_order_created"    // accounting and management: a new order
+	EmailInvoiceCreated       = "invoice_created"           // accounting: a new invoice
+	EmailPaymentRemittance    = "payment_remittance"        // the vendor: remittance advice
+	EmailPaymentRecorded      = "payment_recorded"          // accounting: a payment recorded
+	EmailWebhookDisabled      = "webhook_endpoint_disabled" // tenant admins: SubjectID is the endpoint
+	EmailNotice               = "notice"                    // anyone: Title and Body from the payload, Key required
+)
 
 // Kind implements Payload.
 func (EmailSend) Kind() string { return "email:send" }

@@ -50,6 +50,9 @@ func Declared() []Payload {
 		ReportGenerate{},
 		WebhookDeliver{},
 		AccountingSync{},
+		BackupRun{},
+		BackupVerify{},
+		BackupCheck{},
 	}
 }
 

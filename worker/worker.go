@@ -15,9 +15,12 @@ import (
 	"github.com/iacc/iacc/metrics"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/tasks"
+	"github.com/iacc/iacc/worker/accounting"
+	"github.com/iacc/iacc/worker/backup"
 	"github.com/iacc/iacc/worker/dispatch"
 	"github.com/iacc/iacc/worker/email"
 	"github.com/iacc/iacc/worker/pdf"
+	"github.com/iacc/iacc/worker/report"
 	"github.com/iacc/iacc/worker/retention"
 	"github.com/iacc/iacc/worker/webhook"
 )
@@ -37,9 +40,14 @@ type Config struct {
 	PDFConcurrency int
 	// Retention sets the retention periods of the nightly clean-up.
 	Retention retention.Config
+	// Location is the time zone the nightly report cuts days in (UTC).
+	Location *time.Location
 	// Webhook tunes webhook deliveries (timeout, retry window, auto-disable,
 	// which destinations may be reached).
 	Webhook webhook.Config
+	// AccountingRatePerSecond caps requests to the accounting partner per
+	// tenant, across all workers (IACC_ACCOUNTING_RATE_PER_SECOND; 0: no cap).
+	AccountingRatePerSecond int
 }
 
 // Deps are what the handlers use.
@@ -54,6 +62,12 @@ type Deps struct {
 	// Mailer sends emails (email.NewMailer; nil: emails wait in their
 	// retry schedule until a worker with a mailer runs them).
 	Mailer *email.Mailer
+	// Accounting is the accounting partner (accounting.NewREST; nil:
+	// accounting sync is off and events cause no accounting:sync tasks).
+	Accounting accounting.Connector
+	// Backup writes and verifies database backups (backup.New; nil: the
+	// backup tasks fail for good, which alerts nobody: configure it).
+	Backup *backup.Service
 }
 
 // Worker is an asynq server with iacc's handlers.
@@ -86,8 +100,11 @@ func New(cfg Config, d Deps) *Worker {
 		DelayedTaskCheckInterval: time.Second,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		RetryDelayFunc:           retryDelay(),
-		Logger:                   asynqLogger{log},
-		LogLevel:                 asynq.WarnLevel,
+		// Waiting for a rate limit is not a failure: it must not use up the
+		// task's retries.
+		IsFailure: func(err error) bool { return !errors.Is(err, accounting.ErrRateLimited) },
+		Logger:    asynqLogger{log},
+		LogLevel:  asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
@@ -98,11 +115,10 @@ func New(cfg Config, d Deps) *Worker {
 	})
 	rec := newRecorder(d.DB, log)
 	mux := asynq.NewServeMux()
-	m := d.Metrics
-	if m == nil {
-		m = metrics.Discard()
+	if d.Metrics == nil {
+		d.Metrics = metrics.Discard()
 	}
-	mux.Use(logTasks(log), measureTasks(m), rec.middleware)
+	mux.Use(logTasks(log), measureTasks(d.Metrics), rec.middleware)
 	for name, h := range handlers(cfg, d) {
 		mux.Handle(name, h)
 	}
@@ -136,14 +152,22 @@ func retryDelay() asynq.RetryDelayFunc {
 
 // handlers is the one registration list: task type → handler.
 func handlers(cfg Config, d Deps) map[string]asynq.Handler {
-	disp := &dispatch.Handler{DB: d.DB, Client: d.Client}
+	disp := &dispatch.Handler{DB: d.DB, Client: d.Client, Accounting: d.Accounting != nil}
 	pdfs := pdf.NewHandler(d.DB, d.Blobs, cfg.PDFConcurrency)
+	reports := report.New(d.DB, d.Blobs, d.Client, cfg.Location, d.Logger)
 	return map[string]asynq.Handler{
 		tasks.EventDispatch{}.Kind():  tasks.Handler(disp.Handle),
 		tasks.PDFRender{}.Kind():      tasks.Handler(pdfs.Handle),
+		tasks.ReportNightly{}.Kind():  tasks.Handler(reports.Nightly),
+		tasks.ReportGenerate{}.Kind(): tasks.Handler(reports.Generate),
 		tasks.RetentionRun{}.Kind():   tasks.Handler(retention.New(cfg.Retention, d.DB, d.Blobs, d.Logger).Handle),
 		tasks.WebhookDeliver{}.Kind(): tasks.Handler(webhook.NewHandler(cfg.Webhook, d.DB, d.Client, d.Logger).Handle),
 		tasks.EmailSend{}.Kind():      tasks.Handler(email.NewHandler(d.DB, d.Blobs, d.Mailer, d.Logger).Handle),
+		tasks.AccountingSync{}.Kind(): tasks.Handler(accounting.NewHandler(d.DB, d.Accounting,
+			accounting.NewLimiter(d.Redis, cfg.AccountingRatePerSecond), d.Metrics, d.Logger).Handle),
+		tasks.BackupRun{}.Kind():    tasks.Handler(d.Backup.HandleRun),
+		tasks.BackupVerify{}.Kind(): tasks.Handler(d.Backup.HandleVerify),
+		tasks.BackupCheck{}.Kind():  tasks.Handler(d.Backup.HandleCheck),
 	}
 }
 

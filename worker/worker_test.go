@@ -70,8 +70,14 @@ func TestOrderEventRendersOnePDF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pending) != 1 || pending[0].Type != (tasks.PDFRender{}).Kind() {
-		t.Fatalf("pending effect tasks = %v, want one pdf:render", pending)
+	var renders []*asynq.TaskInfo // the order also causes emails (worker/email tests)
+	for _, ti := range pending {
+		if ti.Type == (tasks.PDFRender{}).Kind() {
+			renders = append(renders, ti)
+		}
+	}
+	if len(renders) != 1 {
+		t.Fatalf("pending pdf:render tasks = %v, want one", renders)
 	}
 	ev, err := store.GetEvent(ctx, b.db, po.Event.ID)
 	if err != nil || ev.DispatchedAt == nil {

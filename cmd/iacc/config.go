@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,7 +18,10 @@ import (
 
 	"github.com/iacc/iacc/scheduler"
 	"github.com/iacc/iacc/store"
+	"github.com/iacc/iacc/worker/accounting"
+	"github.com/iacc/iacc/worker/email"
 	"github.com/iacc/iacc/worker/retention"
+	"github.com/iacc/iacc/worker/webhook"
 )
 
 // Config is everything iacc reads from the environment.
@@ -47,6 +51,17 @@ type Config struct {
 	ReconcileInterval time.Duration
 	ReconcileLookback time.Duration
 
+	Webhook webhook.Config
+
+	AccountingURL     string // "" = accounting sync off
+	AccountingToken   string
+	AccountingRate    int // requests per second per tenant (0: no cap)
+	AccountingTimeout time.Duration
+
+	SMTPURL     string
+	MailFrom    string
+	SMTPTimeout time.Duration
+
 	RateLimitPerToken  int // requests per minute per access token (0: off)
 	RateLimitPerIP     int // requests per minute per client IP (0: off)
 	LoginFailures      int // failed logins per account per LoginWindow
@@ -54,6 +69,7 @@ type Config struct {
 	LoginWindow        time.Duration
 	CacheTTL           time.Duration // 0: read cache off
 	CORSOrigins        []string
+	TrustedProxies     []string
 
 	HealthAddr     string // worker/scheduler health and metrics port
 	DashboardAddr  string // `iacc dashboard`
@@ -65,6 +81,8 @@ type Config struct {
 	ScheduleSpecs     map[string]string // job → cron spec override (IACC_SCHEDULE_<JOB>)
 	CatchUpMaxAge     time.Duration
 	Retention         retention.Config
+
+	Backup backupConfig // IACC_BACKUP_*, IACC_OPS_EMAIL (backup.go)
 
 	jwtGenerated bool
 }
@@ -107,6 +125,19 @@ func loadConfig(getenv envSource) (Config, error) {
 			return def
 		}
 		return n
+	}
+	boolean := func(name string, def bool) bool {
+		switch v := strings.ToLower(str(name, "")); v {
+		case "":
+			return def
+		case "true", "1", "yes":
+			return true
+		case "false", "0", "no":
+			return false
+		default:
+			fail(name, fmt.Sprintf("must be true or false, got %q", v))
+			return def
+		}
 	}
 	duration := func(name string, def, minV, maxV time.Duration) time.Duration {
 		s := str(name, "")
@@ -183,6 +214,15 @@ func loadConfig(getenv envSource) (Config, error) {
 		c.CORSOrigins = append(c.CORSOrigins, o)
 	}
 
+	for _, p := range strings.Split(str("IACC_TRUSTED_PROXIES", ""), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			fail("IACC_TRUSTED_PROXIES", fmt.Sprintf("must be a comma-separated list of IPs or CIDRs, got %q", p))
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
 	c.HealthAddr = str("IACC_HEALTH_ADDR", ":8081")
 	c.DashboardAddr = str("IACC_DASHBOARD_ADDR", ":8082")
 	c.DashboardToken = str("IACC_DASHBOARD_TOKEN", "")
@@ -190,12 +230,46 @@ func loadConfig(getenv envSource) (Config, error) {
 		fail("IACC_DASHBOARD_TOKEN", "must be at least 24 characters")
 	}
 	c.MetricsToken = str("IACC_METRICS_TOKEN", "")
-	switch v := strings.ToLower(str("IACC_METRICS_QUEUES", "true")); v {
-	case "true", "1", "yes":
-		c.QueueMetrics = true
-	case "false", "0", "no":
+	c.QueueMetrics = boolean("IACC_METRICS_QUEUES", true)
+	c.Webhook = webhook.Config{
+		Timeout:      duration("IACC_WEBHOOK_TIMEOUT", 15*time.Second, time.Second, 45*time.Second),
+		RetryWindow:  duration("IACC_WEBHOOK_RETRY_WINDOW", 24*time.Hour, time.Minute, 168*time.Hour),
+		DisableAfter: duration("IACC_WEBHOOK_DISABLE_AFTER", 120*time.Hour, time.Hour, 720*time.Hour),
+		Guard:        webhook.Guard{AllowPrivate: boolean("IACC_WEBHOOK_ALLOW_PRIVATE", false)},
+	}
+	switch ports := str("IACC_WEBHOOK_ALLOWED_PORTS", ""); ports {
+	case "":
+	case "*":
+		c.Webhook.Guard.AnyPort = true
 	default:
-		fail("IACC_METRICS_QUEUES", fmt.Sprintf("must be true or false, got %q", v))
+		for _, p := range strings.Split(ports, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil || n < 1 || n > 65535 {
+				fail("IACC_WEBHOOK_ALLOWED_PORTS", fmt.Sprintf("must be * or a comma-separated list of ports, got %q", ports))
+				break
+			}
+			c.Webhook.Guard.AllowedPorts = append(c.Webhook.Guard.AllowedPorts, n)
+		}
+	}
+	c.AccountingURL = str("IACC_ACCOUNTING_URL", "")
+	c.AccountingToken = str("IACC_ACCOUNTING_TOKEN", "")
+	c.AccountingRate = integer("IACC_ACCOUNTING_RATE_PER_SECOND", 0, 0, 10000)
+	c.AccountingTimeout = duration("IACC_ACCOUNTING_TIMEOUT", 10*time.Second, 100*time.Millisecond, 50*time.Second)
+	if c.AccountingURL != "" {
+		if c.AccountingToken == "" {
+			fail("IACC_ACCOUNTING_TOKEN", "is required when IACC_ACCOUNTING_URL is set")
+		} else if _, err := accounting.NewREST(accounting.RESTConfig{BaseURL: c.AccountingURL, Token: c.AccountingToken}); err != nil {
+			fail("IACC_ACCOUNTING_URL", err.Error())
+		}
+	}
+	c.SMTPURL = str("IACC_SMTP_URL", "smtp://127.0.0.1:1025")
+	c.MailFrom = str("IACC_MAIL_FROM", "iacc <no-reply@localhost>")
+	c.SMTPTimeout = duration("IACC_SMTP_TIMEOUT", 20*time.Second, time.Second, 5*time.Minute)
+	if _, err := email.NewMailer(email.Config{URL: c.SMTPURL, From: c.MailFrom}); err != nil {
+		fail("IACC_SMTP_URL or IACC_MAIL_FROM", err.Error()) // the error is already redacted
+	}
+	if c.Env == "production" && str("IACC_MAIL_FROM", "") == "" {
+		fail("IACC_MAIL_FROM", `is required in production, e.g. "Acme Purchasing <purchasing@acme.example>"`)
 	}
 	tz := str("IACC_SCHEDULER_TZ", "UTC")
 	loc, err := time.LoadLocation(tz)
@@ -220,6 +294,8 @@ func loadConfig(getenv envSource) (Config, error) {
 		Outbox:   duration("IACC_RETENTION_OUTBOX", 30*24*time.Hour, time.Hour, 100*365*24*time.Hour),
 		TaskRuns: duration("IACC_RETENTION_TASK_RUNS", 30*24*time.Hour, time.Hour, 100*365*24*time.Hour),
 	}
+
+	c.Backup = loadBackupConfig(str, integer, duration, fail)
 
 	secret, set := getenv("IACC_JWT_SECRET")
 	switch {

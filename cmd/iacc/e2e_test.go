@@ -48,6 +48,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	}
 	env := map[string]string{
 		"IACC_ENV":                  "production",
+		"IACC_MAIL_FROM":            "iacc test <iacc@test.example>",
 		"IACC_MYSQL_DSN":            dsn,
 		"IACC_REDIS_URL":            fmt.Sprintf("redis://%s/%d", addr, rdb.DB),
 		"IACC_JWT_SECRET":           strings.Repeat("s", 40),

@@ -81,7 +81,8 @@ Configuration comes from IACC_* environment variables; see the README.`,
 	root.AddCommand(
 		c.serveCmd(), c.apiCmd(), c.workerCmd(), c.schedulerCmd(),
 		c.migrateCmd(), c.tenantCmd(), c.userCmd(), c.seedCmd(),
-		c.dashboardCmd(), c.queuesCmd(), c.outboxCmd(), c.tasksCmd(),
+		c.dashboardCmd(), c.queuesCmd(), c.outboxCmd(), c.tasksCmd(), c.webhooksCmd(),
+		c.backupCmd(),
 	)
 	return root
 }

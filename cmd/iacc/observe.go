@@ -16,6 +16,8 @@ import (
 
 	"github.com/iacc/iacc/metrics"
 	"github.com/iacc/iacc/store"
+	"github.com/iacc/iacc/worker/accounting"
+	"github.com/iacc/iacc/worker/backup"
 )
 
 // newRegistry builds the process's metrics registry: iacc's own set, the Go
@@ -31,7 +33,8 @@ func newRegistry(d *deps, comp components) (*prometheus.Registry, *metrics.Set) 
 		collectors.NewDBStatsCollector(d.db.DB, "iacc"),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_build_info", Help: "Build information; the value is 1.",
 			ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 }),
-		metrics.NewScrapeCollector(2*time.Second, outboxGauges(d.db), redisPoolGauges(d)),
+		metrics.NewScrapeCollector(2*time.Second, outboxGauges(d.db), redisPoolGauges(d), webhookGauges(d.db), accounting.BacklogGauge(d.db)),
+		backup.NewCollector(d.db, d.cfg.Backup.OverdueAfter),
 	)
 	if comp.Cron && d.cfg.QueueMetrics {
 		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(d.rdb)))
@@ -59,9 +62,28 @@ func outboxGauges(db *store.DB) metrics.GaugeFunc {
 		}}
 }
 
+func webhookGauges(db *store.DB) metrics.GaugeFunc {
+	return metrics.GaugeFunc{Name: "iacc_webhook_endpoints", Help: "Webhook endpoints by state (enabled, disabled).", Labels: []string{"state"},
+		Read: func(ctx context.Context) ([]metrics.Sample, error) {
+			counts, err := store.CountWebhookEndpoints(ctx, db)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]metrics.Sample, 0, len(counts))
+			for state, n := range counts {
+				out = append(out, metrics.Sample{Labels: []string{state}, Value: float64(n)})
+			}
+			return out, nil
+		}}
+}
+
 func redisPoolGauges(d *deps) metrics.GaugeFunc {
 	return metrics.GaugeFunc{Name: "iacc_redis_pool", Help: "Redis connection pool statistics.", Labels: []string{"stat"},
-		Read: func(context.Context) ([]metrics.Sample, error) {
+		Read: func(ctx context.Context) ([]metrics.Sample, error) {
+			// A ping makes Redis trouble visible as iacc_scrape_error{source="iacc_redis_pool"}.
+			if err := d.rdb.Ping(ctx).Err(); err != nil {
+				return nil, err
+			}
 			st := d.rdb.PoolStats()
 			return []metrics.Sample{
 				{Labels: []string{"total_conns"}, Value: float64(st.TotalConns)},
@@ -104,7 +126,8 @@ func startHealthServer(d *deps, reg *prometheus.Registry, ln net.Listener) (*hea
 		}
 		fmt.Fprintf(w, `{"status":%q,"checks":{"mysql":%q,"redis":%q}}`, status, mysql, redis)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// ContinueOnError: a collector whose source is down must not blank the page.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", d.cfg.HealthAddr); err != nil {

@@ -26,7 +26,7 @@ func opsEnv(t *testing.T) (map[string]string, *storetest.Redis) {
 	_, dsn := storetest.NewDBWithDSN(t)
 	rdb := storetest.NewRedis(t)
 	return map[string]string{
-		"IACC_ENV": "production", "IACC_JWT_SECRET": strings.Repeat("s", 40), "IACC_LOG_LEVEL": "error",
+		"IACC_ENV": "production", "IACC_MAIL_FROM": "iacc@test.example", "IACC_JWT_SECRET": strings.Repeat("s", 40), "IACC_LOG_LEVEL": "error",
 		"IACC_MYSQL_DSN": dsn, "IACC_REDIS_URL": rdb.URL,
 	}, rdb
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/iacc/iacc/scheduler"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/worker"
+	"github.com/iacc/iacc/worker/accounting"
+	"github.com/iacc/iacc/worker/email"
 )
 
 // deps are the opened connections shared by the components of a process.
@@ -114,11 +116,31 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 	cfg := d.cfg
 	reg, set := newRegistry(d, comp)
 	if comp.Worker {
+		mailer, err := email.NewMailer(email.Config{URL: cfg.SMTPURL, From: cfg.MailFrom, Timeout: cfg.SMTPTimeout})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("IACC_SMTP_URL: %w", err)
+		}
+		d.log.Info("email via SMTP", "smtp", mailer.String())
+		var acct accounting.Connector // nil (not a nil *REST) when off
+		if cfg.AccountingURL != "" {
+			rest, err := accounting.NewREST(accounting.RESTConfig{BaseURL: cfg.AccountingURL, Token: cfg.AccountingToken, Timeout: cfg.AccountingTimeout})
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("IACC_ACCOUNTING_URL: %w", err)
+			}
+			acct = rest
+		}
+		bk, err := newBackupService(cfg, d.db, d.queue, set, d.log)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
 		r.worker = worker.New(worker.Config{
 			Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.WorkerPoll,
 			ShutdownTimeout: cfg.ShutdownTimeout, PDFConcurrency: cfg.PDFConcurrency,
-			Retention: cfg.Retention, Location: cfg.SchedulerLocation,
-		}, worker.Deps{DB: d.db, Redis: d.rdb, Client: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set})
+			Retention: cfg.Retention, Location: cfg.SchedulerLocation, Webhook: cfg.Webhook, AccountingRatePerSecond: cfg.AccountingRate,
+		}, worker.Deps{DB: d.db, Redis: d.rdb, Client: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set, Mailer: mailer, Backup: bk, Accounting: acct})
 		if err := r.worker.Start(); err != nil {
 			cancel()
 			return nil, err
@@ -153,6 +175,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 		r.api = api.New(api.Config{
 			JWTSecret: cfg.JWTSecret, BodyLimit: cfg.BodyLimit, RequestTimeout: cfg.RequestTimeout,
 			CacheTTL: cfg.CacheTTL, CORSOrigins: cfg.CORSOrigins, MetricsToken: cfg.MetricsToken, DashboardToken: cfg.DashboardToken,
+			TrustedProxies: cfg.TrustedProxies,
 			Limits: api.Limits{
 				PerTokenPerMinute: cfg.RateLimitPerToken, PerIPPerMinute: cfg.RateLimitPerIP,
 				LoginFailuresPerAccount: cfg.LoginFailures, LoginFailuresPerIP: cfg.LoginFailuresPerIP, LoginWindow: cfg.LoginWindow,
@@ -224,6 +247,9 @@ func (c *cli) runUntilSignal(cmd *cobra.Command, comp components) error {
 	r, err := start(context.WithoutCancel(ctx), d, comp, nil)
 	if err != nil {
 		return err
+	}
+	if cfg.Webhook.Guard.AllowPrivate {
+		log.Warn("IACC_WEBHOOK_ALLOW_PRIVATE=true: webhooks may reach private and loopback addresses; never in production")
 	}
 	log.Info("iacc started", "version", version, "env", cfg.Env, "api", comp.API, "worker", comp.Worker, "relay", comp.Relay, "cron", comp.Cron)
 	var runErr error

@@ -72,7 +72,7 @@ func NewDBWithDSN(t testing.TB) (*store.DB, string) {
 	if err := store.EnsureDatabase(ctx, dsn); err != nil {
 		t.Fatalf("storetest: create database %s: %v", name, err)
 	}
-	db, err := store.Open(dsn, store.Options{MaxOpenConns: 32})
+	db, err := store.Open(dsn, store.Options{MaxOpenConns: 16, MaxIdleConns: 4})
 	if err != nil {
 		t.Fatalf("storetest: open %s: %v", name, err)
 	}

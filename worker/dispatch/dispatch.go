@@ -22,6 +22,9 @@ type Effect struct {
 type Handler struct {
 	DB     *store.DB
 	Client *asynq.Client
+	// Accounting is on when an accounting partner is configured
+	// (IACC_ACCOUNTING_URL); off, events cause no accounting syncs.
+	Accounting bool
 }
 
 // Handle implements the event:dispatch task.
@@ -62,6 +65,9 @@ func (h *Handler) effects(ctx context.Context, ev store.Event) ([]Effect, error)
 	var all []Effect
 	for _, fn := range []func(context.Context, store.Event) ([]Effect, error){
 		h.documentEffects,
+		h.webhookEffects,
+		h.emailEffects,
+		h.accountingEffects,
 	} {
 		effs, err := fn(ctx, ev)
 		if err != nil {
@@ -93,6 +99,8 @@ func (h *Handler) documentEffects(_ context.Context, ev store.Event) ([]Effect, 
 		out = append(out, render(store.DocPurchaseOrder, ev.AggregateID, b.Version))
 	case store.EventInvoiceCreated:
 		out = append(out, render(store.DocInvoice, ev.AggregateID, b.Version))
+	case store.EventReportReady:
+		out = append(out, render(store.DocReport, ev.AggregateID, b.Version))
 	case store.EventPaymentRecorded:
 		// The invoice PDF lists its payments.
 		out = append(out, render(store.DocInvoice, b.InvoiceID, b.InvoiceVersion))

@@ -2,302 +2,479 @@ package pdf
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"iter"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"codeberg.org/go-pdf/fpdf"
 	"github.com/shopspring/decimal"
 )
-
-// Party is a counterparty (for now: the vendor) printed on a document.
-type Party struct{ Name, Email, Address string }
-
-// Line is one item row of a purchase order.
-type Line struct {
-	Description string
-	Quantity    decimal.Decimal // up to 3 decimals
-	UnitPrice   decimal.Decimal // money, 2 decimals
-	LineTotal   decimal.Decimal // money, 2 decimals
-}
-
-// PurchaseOrder is everything RenderPurchaseOrder prints. It is a plain value
-// so the worker can build it from whatever storage model it has.
-type PurchaseOrder struct {
-	TenantName string
-	Number     string // e.g. "PO-000042"
-	Status     string
-	Currency   string // ISO 4217, e.g. "EUR"
-	Notes      string
-	CreatedAt  time.Time
-	Vendor     Party
-	Items      []Line
-	Total      decimal.Decimal
-}
 
 // Page geometry, in millimetres (A4 portrait).
 const (
 	marginLeft   = 15.0
 	marginTop    = 15.0
 	marginRight  = 15.0
-	marginBottom = 20.0 // also the auto page-break margin; the footer lives in it
+	marginBottom = 20.0 // also the page-break margin; the footer lives in it
+	pageWidth    = 210.0
 	pageHeight   = 297.0
-	contentRight = 210.0 - marginRight
+	contentRight = pageWidth - marginRight
+	contentWidth = contentRight - marginLeft // 180
+	pageBreakY   = pageHeight - marginBottom // no text line may end below this
 
-	lineHeight = 5.0 // one text line in the item table / blocks
-	rowPadding = 1.0 // extra space below each item row
+	lineHeight = 5.0 // one text line in tables and blocks
+	rowPadding = 1.0 // extra space below each table row
+	tableFont  = 9.0 // font size of table cells
+
+	tableHeaderHeight = 7.0
+
+	totalsHeight = 7.0 // the totals line under a purchase order's or invoice's table
 )
 
-// Item table columns; the widths add up to the 180 mm content width.
-var (
-	colWidths = [5]float64{10, 90, 22, 29, 29}
-	colTitles = [5]string{"#", "Description", "Quantity", "Unit price", "Line total"}
-	colAligns = [5]string{"R", "L", "R", "R", "R"}
-)
+// nbAlias stands for the page count in the footers until the document is
+// complete. Its control characters never survive Fonts.clean (in either
+// face), so no printed field can contain it and be rewritten.
+const nbAlias = "\x01nb\x01"
 
-// fallbackDate is used for the document metadata when po.CreatedAt is zero:
-// fpdf would otherwise stamp time.Now() and break byte-for-byte determinism.
+// fallbackDate is used for the document metadata when a document has no
+// date: fpdf would otherwise stamp time.Now() and break byte-for-byte
+// determinism.
 var fallbackDate = time.Unix(0, 0).UTC()
 
-// RenderPurchaseOrder writes a PDF of po to w. It checks ctx between pages/rows so a cancelled task stops early.
+// docInfo is what every layout puts around its body.
+type docInfo struct {
+	what   string    // for errors: "purchase order PO-000042"
+	tenant string    // page header, left (and the PDF author)
+	title  string    // page header, right (and the PDF title)
+	date   time.Time // the PDF creation and modification dates
+}
+
+// render runs one layout: it checks ctx, chooses the document's face from
+// texts (every string the layout will show besides info's tenant and title;
+// see Fonts.faceFor), sets up the document, prints body and writes the PDF to
+// w only if all of it succeeded. It is the only place that creates
+// documents, so every layout gets the same fonts, metadata, page header and
+// "Page N of M" footer.
 //
-// The output is deterministic: the same po renders to the same bytes (the
-// document dates are taken from po.CreatedAt). Nothing is written to w when
-// rendering fails or ctx is done before the document is complete.
-func RenderPurchaseOrder(ctx context.Context, w io.Writer, po PurchaseOrder) error {
+// Should body show a string texts did not list, and that string need the
+// TrueType fonts (a layout that forgot a field), the document is laid out
+// again in the ttf face rather than printed with '?' in place of the
+// characters cp1252 lacks.
+func (f *Fonts) render(ctx context.Context, w io.Writer, info docInfo, texts iter.Seq[string], body func(context.Context, *document) error) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pdf: render purchase order %s: %w", po.Number, err)
+		return fmt.Errorf("pdf: render %s: %w", info.what, err)
 	}
-	r := newRenderer(po)
-	if err := r.render(ctx); err != nil {
-		return err
+	all := func(yield func(string) bool) {
+		if yield(info.tenant) && yield(info.title) {
+			texts(yield)
+		}
 	}
-	if err := r.pdf.Output(w); err != nil {
-		return fmt.Errorf("pdf: render purchase order %s: %w", po.Number, err)
+	err := f.renderIn(ctx, w, f.faceFor(all), info, body)
+	if errors.Is(err, errInexact) {
+		err = f.renderIn(ctx, w, &f.ttf, info, body)
+	}
+	if err != nil {
+		return fmt.Errorf("pdf: render %s: %w", info.what, err)
 	}
 	return nil
 }
 
-type renderer struct {
-	pdf     *fpdf.Fpdf
-	tr      func(string) string // UTF-8 -> cp1252 for the core fonts
-	po      PurchaseOrder
-	inTable bool // the header func repeats the item table header row
+// errInexact reports a document laid out in the core face that showed a
+// character cp1252 lacks.
+var errInexact = errors.New("text not representable in cp1252")
+
+// renderIn lays out and writes one document in the given face.
+func (f *Fonts) renderIn(ctx context.Context, w io.Writer, fc *face, info docInfo, body func(context.Context, *document) error) error {
+	d := newDocument(f, fc, info)
+	d.p.AddPage()
+	err := body(ctx, d)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = d.p.Error()
+	}
+	if err == nil && !fc.utf8 && d.inexact {
+		err = errInexact
+	}
+	if err == nil {
+		err = d.p.Output(w)
+	}
+	return err
 }
 
-func newRenderer(po PurchaseOrder) *renderer {
-	p := fpdf.New("P", "mm", "A4", "")
-	r := &renderer{pdf: p, po: po}
-	r.tr = p.UnicodeTranslatorFromDescriptor("") // cp1252
+// document is one PDF being laid out.
+type document struct {
+	p       *fpdf.Fpdf
+	face    *face   // the fonts and text encoding of every page
+	tenant  string  // page header, left (prepared)
+	title   string  // page header, right (prepared)
+	table   *table  // the open table, whose header row repeats on new pages
+	pageTop float64 // where the body of the current page starts
+	inexact bool    // text prepared has had characters replaced
 
-	created := po.CreatedAt.UTC()
-	if po.CreatedAt.IsZero() {
-		created = fallbackDate
+	headerBottom float64 // where the page header ends (on every page)
+}
+
+func newDocument(f *Fonts, fc *face, info docInfo) *document {
+	p := fpdf.New("P", "mm", "A4", "")
+	d := &document{p: p, face: fc}
+	d.tenant, d.title = d.text(info.tenant, false), d.text(info.title, false)
+
+	date := info.date.UTC()
+	if info.date.IsZero() {
+		date = fallbackDate
 	}
-	p.SetCreationDate(created)
-	p.SetModificationDate(created)
-	p.SetCatalogSort(true)
+	p.SetCreationDate(date)
+	p.SetModificationDate(date)
+	p.SetCatalogSort(true) // objects in a fixed order: same input, same bytes
 	p.SetCompression(true)
 	p.SetCreator("iacc", false)
-	p.SetTitle("Purchase order "+po.Number, true)
-	p.SetAuthor(po.TenantName, true)
+	// The metadata is UTF-8 (fpdf writes it as UTF-16) in either face.
+	p.SetTitle(f.clean(info.title, false), true)
+	p.SetAuthor(f.clean(info.tenant, false), true)
 
 	p.SetMargins(marginLeft, marginTop, marginRight)
 	p.SetAutoPageBreak(true, marginBottom)
-	p.AliasNbPages("") // "{nb}"
-	p.SetHeaderFunc(r.header)
-	p.SetFooterFunc(r.footer)
-	return r
-}
-
-// text converts a UTF-8 string for the cp1252 core font.
-func (r *renderer) text(s string) string { return r.tr(s) }
-
-// oneLine converts s for the core font and flattens control characters
-// (newlines, tabs) to spaces, for fields printed in a single cell.
-func (r *renderer) oneLine(s string) string {
-	if strings.IndexFunc(s, isControl) >= 0 {
-		s = strings.Map(func(c rune) rune {
-			if isControl(c) {
-				return ' '
-			}
-			return c
-		}, s)
+	p.AliasNbPages(nbAlias)
+	if fc.utf8 {
+		f.addTo(p)
 	}
-	return r.tr(s)
+	p.SetHeaderFunc(d.header)
+	p.SetFooterFunc(d.footer)
+	return d
 }
 
-func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
+// text prepares s for the document's face (see Fonts.clean): a single line,
+// or with multiline, lines separated by "\n". Every string the layouts hand
+// to fpdf goes through it, or is ASCII.
+func (d *document) text(s string, multiline bool) string {
+	out, exact := d.face.prepare(s, multiline)
+	if !exact {
+		d.inexact = true
+	}
+	return out
+}
 
-// fit shortens an already converted (single-byte) string with "..." so it
-// fits a cell of width w in the current font.
-func (r *renderer) fit(s string, w float64) string {
-	p := r.pdf
+// charLen is the length in bytes of the first character of s, prepared text
+// of the document's face.
+func (d *document) charLen(s string) int {
+	if !d.face.utf8 {
+		return 1
+	}
+	_, n := utf8.DecodeRuneInString(s)
+	return n
+}
+
+// font selects the regular ("") or bold ("B") font.
+func (d *document) font(style string, size float64) { d.p.SetFont(d.face.family, style, size) }
+
+// header runs on every AddPage (including automatic page breaks): the
+// tenant's name, the document title, and the header row of an open table.
+func (d *document) header() {
+	p := d.p
+	d.font("B", 12)
+	titleW := min(max(p.GetStringWidth(d.title)+2*p.GetCellMargin()+1, 40), 110)
+	tenantW := contentWidth - titleW
+	d.font("B", 14)
+	p.CellFormat(tenantW, 8, d.fit(d.tenant, tenantW), "", 0, "L", false, 0, "")
+	d.font("B", 12)
+	p.CellFormat(titleW, 8, d.fit(d.title, titleW), "", 1, "R", false, 0, "")
+	y := p.GetY() + 1
+	p.Line(marginLeft, y, contentRight, y)
+	p.SetY(y + 3)
+	d.headerBottom = p.GetY()
+	if d.table != nil {
+		d.tableHeader()
+	}
+	d.pageTop = p.GetY()
+}
+
+func (d *document) footer() {
+	p := d.p
+	p.SetY(-15)
+	d.font("", 8)
+	p.CellFormat(0, 10, fmt.Sprintf("Page %d of %s", p.PageNo(), nbAlias), "", 0, "C", false, 0, "")
+}
+
+// newPage starts a page (the header repeats an open table's header row).
+func (d *document) newPage() {
+	d.p.AddPage()
+}
+
+// ensure starts a new page unless h more millimetres fit on this one. It
+// does not when a new page would not help: nothing is on this one yet, or h
+// is more than a new page holds (the caller flows over pages then).
+func (d *document) ensure(h float64) {
+	y := d.p.GetY()
+	if y+h <= pageBreakY || y <= d.pageTop {
+		return
+	}
+	top := d.headerBottom
+	if d.table != nil && d.table.hasTitles() {
+		top += tableHeaderHeight
+	}
+	if top+h <= pageBreakY {
+		d.newPage()
+	}
+}
+
+// cell prints a single-line field: prepared, flattened and shortened with
+// "..." to fit a cell of width w (0: up to the right margin).
+func (d *document) cell(w, h float64, s string, ln int, align string) {
+	d.cellFormat(w, h, s, "", ln, align, false)
+}
+
+func (d *document) cellFormat(w, h float64, s, border string, ln int, align string, fill bool) {
+	if w == 0 {
+		w = contentRight - d.p.GetX()
+	}
+	d.p.CellFormat(w, h, d.fit(d.text(s, false), w), border, ln, align, fill, 0, "")
+}
+
+// fit shortens an already prepared single-line string with "..." so it fits
+// a cell of width w in the current font.
+func (d *document) fit(s string, w float64) string {
+	p := d.p
 	limit := w - 2*p.GetCellMargin()
 	if p.GetStringWidth(s) <= limit {
 		return s
 	}
-	// Longest prefix that fits with the ellipsis (widths grow with length).
-	n := sort.Search(len(s)+1, func(n int) bool {
-		return p.GetStringWidth(s[:n]+"...") > limit
-	})
-	return s[:max(n-1, 0)] + "..."
+	const ellipsis = "..."
+	limit -= p.GetStringWidth(ellipsis)
+	// fpdf has no kerning: a string's width is the sum of its characters'.
+	var width float64
+	for i := 0; i < len(s); {
+		n := d.charLen(s[i:])
+		width += p.GetStringWidth(s[i : i+n])
+		if width > limit {
+			return s[:i] + ellipsis
+		}
+		i += n
+	}
+	return s
 }
 
-// cell prints a single-line field, converted, flattened and shortened to fit.
-func (r *renderer) cell(w, h float64, s string, ln int, align string) {
-	if w == 0 {
-		x, _ := r.pdf.GetXY()
-		w = contentRight - x
+// wrap prepares s and breaks it into lines that fit a cell of width w in the
+// current font: at spaces, at line breaks in s, and inside words longer than
+// a line. Trailing empty lines are dropped; an empty s gives no lines.
+func (d *document) wrap(s string, w float64) []string {
+	s = strings.TrimRight(d.text(s, true), " \n")
+	if s == "" {
+		return nil
 	}
-	r.pdf.CellFormat(w, h, r.fit(r.oneLine(s), w), "", ln, align, false, 0, "")
+	p := d.p
+	limit := w - 2*p.GetCellMargin()
+	space := p.GetStringWidth(" ")
+	var lines []string
+	var b strings.Builder
+	for para := range strings.SplitSeq(s, "\n") {
+		b.Reset()
+		var lineW float64
+		for word := range strings.SplitSeq(para, " ") {
+			if word == "" {
+				continue
+			}
+			ww := p.GetStringWidth(word)
+			if b.Len() > 0 && lineW+space+ww <= limit {
+				b.WriteByte(' ')
+				b.WriteString(word)
+				lineW += space + ww
+				continue
+			}
+			if b.Len() > 0 {
+				lines = append(lines, b.String())
+				b.Reset()
+			}
+			for ww > limit {
+				head, rest := d.splitWord(word, limit)
+				lines = append(lines, head)
+				word, ww = rest, p.GetStringWidth(rest)
+			}
+			b.WriteString(word)
+			lineW = ww
+		}
+		lines = append(lines, b.String())
+	}
+	return lines
 }
 
-func (r *renderer) render(ctx context.Context) error {
-	p, po := r.pdf, r.po
-	p.AddPage()
-
-	// Date and status (the tenant name and the number are in the page header).
-	p.SetFont("Helvetica", "", 10)
-	date := po.CreatedAt.UTC().Format("2006-01-02")
-	p.CellFormat(60, 6, "Date: "+date, "", 0, "L", false, 0, "")
-	r.cell(0, 6, "Status: "+po.Status, 1, "L")
-	p.Ln(4)
-
-	// Vendor block.
-	p.SetFont("Helvetica", "B", 11)
-	p.CellFormat(0, 6, "Vendor", "", 1, "L", false, 0, "")
-	p.SetFont("Helvetica", "", 10)
-	r.cell(0, lineHeight, po.Vendor.Name, 1, "L")
-	if po.Vendor.Email != "" {
-		r.cell(0, lineHeight, po.Vendor.Email, 1, "L")
-	}
-	if addr := strings.TrimRight(po.Vendor.Address, "\r\n"); addr != "" {
-		p.MultiCell(0, lineHeight, r.text(addr), "", "L", false)
-	}
-	p.Ln(6)
-
-	// Item table.
-	r.inTable = true
-	r.tableHeader()
-	trigger := pageHeight - marginBottom
-	p.SetFont("Helvetica", "", 9)
-	for i, it := range po.Items {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("pdf: render purchase order %s: %w", po.Number, err)
+// splitWord cuts the longest prefix of word that fits limit (at least one
+// character, so wrapping always progresses).
+func (d *document) splitWord(word string, limit float64) (string, string) {
+	var width float64
+	for i := 0; i < len(word); {
+		n := d.charLen(word[i:])
+		width += d.p.GetStringWidth(word[i : i+n])
+		if width > limit && i > 0 {
+			return word[:i], word[i:]
 		}
-		desc := p.SplitLines([]byte(r.text(it.Description)), colWidths[1])
-		n := len(desc)
-		if n == 0 {
-			n = 1
-		}
-		h := float64(n)*lineHeight + rowPadding
-		if p.GetY()+h > trigger {
-			p.AddPage() // header() repeats the table header row
-			p.SetFont("Helvetica", "", 9)
-		}
-		y := p.GetY()
-		x := marginLeft
-		p.SetXY(x, y)
-		p.CellFormat(colWidths[0], lineHeight, fmt.Sprint(i+1), "", 0, colAligns[0], false, 0, "")
-		x += colWidths[0]
-		for j, l := range desc {
-			p.SetXY(x, y+float64(j)*lineHeight)
-			p.CellFormat(colWidths[1], lineHeight, string(l), "", 0, colAligns[1], false, 0, "")
-		}
-		x += colWidths[1]
-		p.SetXY(x, y)
-		p.CellFormat(colWidths[2], lineHeight, formatQuantity(it.Quantity), "", 0, colAligns[2], false, 0, "")
-		p.CellFormat(colWidths[3], lineHeight, formatMoney(it.UnitPrice), "", 0, colAligns[3], false, 0, "")
-		p.CellFormat(colWidths[4], lineHeight, formatMoney(it.LineTotal), "", 0, colAligns[4], false, 0, "")
-		p.SetDrawColor(210, 210, 210)
-		p.Line(marginLeft, y+h, marginLeft+tableWidth(), y+h)
-		p.SetDrawColor(0, 0, 0)
-		p.SetXY(marginLeft, y+h)
-		if err := p.Error(); err != nil {
-			return fmt.Errorf("pdf: render purchase order %s: %w", po.Number, err)
-		}
+		i += n
 	}
-
-	// Totals row.
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pdf: render purchase order %s: %w", po.Number, err)
-	}
-	if p.GetY()+7 > trigger {
-		p.AddPage()
-	}
-	p.SetFont("Helvetica", "B", 10)
-	labelW := tableWidth() - colWidths[4]
-	p.CellFormat(labelW, 7, r.fit(r.oneLine("Total ("+po.Currency+")"), labelW), "T", 0, "R", false, 0, "")
-	p.CellFormat(colWidths[4], 7, formatMoney(po.Total), "T", 1, "R", false, 0, "")
-	r.inTable = false
-
-	// Notes.
-	if notes := strings.TrimRight(po.Notes, "\r\n"); strings.TrimSpace(notes) != "" {
-		p.Ln(6)
-		if p.GetY()+6+lineHeight > trigger {
-			p.AddPage()
-		}
-		p.SetFont("Helvetica", "B", 11)
-		p.CellFormat(0, 6, "Notes", "", 1, "L", false, 0, "")
-		p.SetFont("Helvetica", "", 10)
-		p.MultiCell(0, lineHeight, r.text(notes), "", "L", false)
-	}
-
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pdf: render purchase order %s: %w", po.Number, err)
-	}
-	if err := p.Error(); err != nil {
-		return fmt.Errorf("pdf: render purchase order %s: %w", po.Number, err)
-	}
-	return nil
+	return word, ""
 }
 
-func tableWidth() float64 {
+// lines prints prepared (or ASCII) text lines of width w at the left margin, starting new pages
+// as needed.
+func (d *document) lines(lines []string, w float64) {
+	p := d.p
+	for _, l := range lines {
+		d.ensure(lineHeight)
+		p.SetX(marginLeft)
+		p.CellFormat(w, lineHeight, l, "", 1, "L", false, 0, "")
+	}
+}
+
+// heading prints a section title, on a new page if the title and one line
+// after it would not fit on this one.
+func (d *document) heading(s string) {
+	d.ensure(6 + lineHeight)
+	d.p.SetX(marginLeft)
+	d.font("B", 11)
+	d.cell(0, 6, s, 1, "L")
+	d.font("", 10)
+}
+
+// party prints a labelled counterparty block.
+func (d *document) party(label string, pt Party) {
+	d.heading(label)
+	for _, s := range [...]string{pt.Name, pt.Email} {
+		if s != "" {
+			d.ensure(lineHeight)
+			d.cell(0, lineHeight, s, 1, "L")
+		}
+	}
+	d.lines(d.wrap(pt.Address, contentWidth), contentWidth)
+}
+
+// note prints a titled block of free text, if there is any text.
+func (d *document) note(title, text string) {
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	d.p.Ln(6)
+	d.heading(title)
+	d.lines(d.wrap(text, contentWidth), contentWidth)
+}
+
+// column is one column of a table.
+type column struct {
+	title string
+	width float64
+	align string // "L" or "R"
+}
+
+type table struct {
+	cols []column
+}
+
+func (t *table) width() float64 {
 	var w float64
-	for _, cw := range colWidths {
-		w += cw
+	for _, c := range t.cols {
+		w += c.width
 	}
 	return w
 }
 
-// header runs on every AddPage (including automatic page breaks): tenant
-// name and PO number, and the item table header row while the table is open.
-func (r *renderer) header() {
-	p := r.pdf
-	p.SetFont("Helvetica", "B", 14)
-	r.cell(100, 8, r.po.TenantName, 0, "L")
-	p.SetFont("Helvetica", "B", 12)
-	r.cell(0, 8, "Purchase order "+r.po.Number, 1, "R")
-	y := p.GetY() + 1
-	p.Line(marginLeft, y, marginLeft+tableWidth(), y)
-	p.SetY(y + 3)
-	if r.inTable {
-		r.tableHeader()
-	}
+// beginTable prints the header row of t; until endTable, every new page
+// repeats it.
+func (d *document) beginTable(t *table) {
+	d.ensure(tableHeaderHeight + lineHeight + rowPadding)
+	d.table = t
+	d.tableHeader()
+	d.pageTop = d.p.GetY()
 }
 
-func (r *renderer) tableHeader() {
-	p := r.pdf
-	p.SetFont("Helvetica", "B", 9)
-	p.SetFillColor(235, 235, 235)
-	for i, title := range colTitles {
-		ln := 0
-		if i == len(colTitles)-1 {
-			ln = 1
+func (d *document) endTable() { d.table = nil }
+
+func (t *table) hasTitles() bool {
+	for _, c := range t.cols {
+		if c.title != "" {
+			return true
 		}
-		p.CellFormat(colWidths[i], 7, title, "B", ln, colAligns[i], true, 0, "")
 	}
-	p.SetFont("Helvetica", "", 9)
+	return false
 }
 
-func (r *renderer) footer() {
-	p := r.pdf
-	p.SetY(-15)
-	p.SetFont("Helvetica", "I", 8)
-	p.CellFormat(0, 10, fmt.Sprintf("Page %d of {nb}", p.PageNo()), "", 0, "C", false, 0, "")
+func (d *document) tableHeader() {
+	p := d.p
+	t := d.table
+	p.SetX(marginLeft)
+	if t.hasTitles() {
+		d.font("B", tableFont)
+		p.SetFillColor(235, 235, 235)
+		for i, c := range t.cols {
+			ln := 0
+			if i == len(t.cols)-1 {
+				ln = 1
+			}
+			d.cellFormat(c.width, tableHeaderHeight, c.title, "B", ln, c.align, true)
+		}
+	}
+	d.font("", tableFont)
+}
+
+// row prints one table row; each cell wraps within its column. A row that
+// does not fit the rest of the page, with keep more millimetres after it
+// (the totals under the last row), moves to the next one, under a repeated
+// header row; a row taller than a whole page flows over several. A bold row
+// (totals) gets a rule above it instead of one below.
+func (d *document) row(ctx context.Context, cells []string, bold bool, keep float64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := d.p
+	cols := d.table.cols
+	style := ""
+	if bold {
+		style = "B"
+	}
+	d.font(style, tableFont)
+	wrapped := make([][]string, len(cols))
+	n := 1
+	for i, c := range cols {
+		if i < len(cells) {
+			wrapped[i] = d.wrap(cells[i], c.width)
+			n = max(n, len(wrapped[i]))
+		}
+	}
+	d.ensure(float64(n)*lineHeight + rowPadding + keep)
+	y := p.GetY()
+	right := marginLeft + d.table.width()
+	if bold {
+		p.Line(marginLeft, y, right, y)
+	}
+	for j := range n {
+		if y+lineHeight > pageBreakY {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			d.newPage()
+			d.font(style, tableFont)
+			y = p.GetY()
+		}
+		x := marginLeft
+		for i, c := range cols {
+			if j < len(wrapped[i]) && wrapped[i][j] != "" {
+				p.SetXY(x, y)
+				p.CellFormat(c.width, lineHeight, wrapped[i][j], "", 0, c.align, false, 0, "")
+			}
+			x += c.width
+		}
+		y += lineHeight
+	}
+	y += rowPadding
+	if !bold {
+		p.SetDrawColor(210, 210, 210)
+		p.Line(marginLeft, y, right, y)
+		p.SetDrawColor(0, 0, 0)
+	}
+	p.SetXY(marginLeft, y)
+	return p.Error()
 }
 
 // formatMoney formats an amount with exactly two decimals ("1234.50").
@@ -306,3 +483,14 @@ func formatMoney(d decimal.Decimal) string { return d.StringFixed(2) }
 // formatQuantity formats a quantity rounded to 3 decimals with trailing zeros
 // trimmed ("2", "1.5", "0.125").
 func formatQuantity(d decimal.Decimal) string { return d.Round(3).String() }
+
+// formatDate formats the UTC date of t ("2024-05-17"); a zero time is "".
+func formatDate(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.DateOnly)
+}
+
+// statusText shows a status code as words ("partially_paid" → "partially paid").
+func statusText(s string) string { return strings.ReplaceAll(s, "_", " ") }

@@ -213,27 +213,143 @@ func TestRenderPurchaseOrderAccents(t *testing.T) {
 	}
 }
 
-func TestRenderPurchaseOrderOutsideCP1252(t *testing.T) {
-	// Text the core fonts cannot show degrades to '.', without failing.
+func TestRenderPurchaseOrderScripts(t *testing.T) {
+	po := samplePO()
+	po.TenantName = "Łódź Logistics"
+	po.Vendor.Name = "Ελληνικά Εφόδια ΑΕ"
+	po.Vendor.Address = "ул. Тверская, 1\nМосква"
+	po.Items[0].Description = "Café Müller – 12 × € 5"
+	po.Notes = "Доставка: Łódź → Αθήνα"
+	lines := extractLines(t, render(t, po))
+	for _, w := range []string{
+		"Łódź Logistics", "Ελληνικά Εφόδια ΑΕ", "ул. Тверская, 1", "Москва",
+		"Café Müller – 12 × € 5", "Доставка: Łódź → Αθήνα",
+	} {
+		if !slices.Contains(lines, w) {
+			t.Errorf("rendered PDF lacks %q; got:\n%s", w, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+func TestRenderPurchaseOrderUncoveredText(t *testing.T) {
+	// Text the fonts cannot show degrades to U+FFFD, without failing:
+	// scripts the Go fonts lack, characters outside the BMP (fpdf cannot
+	// encode them), invalid UTF-8. Invisible format characters are dropped
+	// and control characters become spaces.
 	po := samplePO()
 	po.Vendor.Name = "株式会社 Tokyo"
+	po.Vendor.Email = "bad\xff\xfeutf8@example.com"
+	po.Items[0].Description = "Party 🎉 pack\u200b\tx2"
+	po.Items[1].Description = "truncated \xe2\x82"
 	lines := extractLines(t, render(t, po))
-	if !slices.Contains(lines, ".... Tokyo") { // one '.' per unmappable rune
-		t.Errorf("vendor name not rendered with replacements; got:\n%s", strings.Join(lines, "\n"))
+	for _, w := range []string{"���� Tokyo", "bad��utf8@example.com", "Party � pack x2", "truncated ��"} {
+		if !slices.Contains(lines, w) {
+			t.Errorf("rendered PDF lacks %q; got:\n%s", w, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+func TestRenderPurchaseOrderEmbedsFonts(t *testing.T) {
+	po := samplePO()
+	po.Vendor.Name = "ООО Москва Трейдинг"
+	doc := render(t, po)
+	for _, want := range []string{"/FontFile2", "/ToUnicode", "/Identity-H", "/CIDFontType2"} {
+		if !bytes.Contains(doc, []byte(want)) {
+			t.Errorf("PDF lacks %s", want)
+		}
+	}
+	if bytes.Contains(doc, []byte("/Helvetica")) {
+		t.Error("PDF still uses a core font")
+	}
+}
+
+func TestRenderPurchaseOrderPageCountAliasInText(t *testing.T) {
+	// fpdf's usual page-count alias is "{nb}"; ours cannot occur in text.
+	po := samplePO()
+	po.Notes = "Pages: {nb}"
+	lines := extractLines(t, render(t, po))
+	if !slices.Contains(lines, "Pages: {nb}") {
+		t.Errorf("notes rewritten; got:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+func TestRenderPurchaseOrderRowTallerThanPage(t *testing.T) {
+	po := samplePO()
+	var desc []string
+	for i := range 150 {
+		desc = append(desc, fmt.Sprintf("line %03d", i+1))
+	}
+	po.Items[1].Description = strings.Join(desc, "\n")
+	lines := extractLines(t, render(t, po))
+	last := -1
+	for _, d := range desc {
+		i := slices.Index(lines, d)
+		if i <= last {
+			t.Fatalf("%q at %d, want after %d", d, i, last)
+		}
+		last = i
+	}
+	if !slices.Contains(lines, "Office chair") {
+		t.Errorf("the row after the tall one is lost; got:\n%s", strings.Join(lines, "\n"))
+	}
+	// The row starts right away on the first page (moving it would not
+	// help) and flows over the next ones under a repeated header row.
+	if first, end := slices.Index(lines, "line 001"), slices.IndexFunc(lines, pageRe.MatchString); first > end {
+		t.Errorf("the tall row starts after the first page's footer")
+	}
+	pages := 0
+	for _, l := range lines {
+		if pageRe.MatchString(l) {
+			pages++
+		}
+	}
+	if pages < 3 {
+		t.Errorf("150 lines on %d pages", pages)
+	}
+	if got := count(lines, "Description"); got != pages {
+		t.Errorf("table header rows = %d, want one per page (%d)", got, pages)
 	}
 }
 
 func TestRenderPurchaseOrderDeterministic(t *testing.T) {
-	po := samplePO()
-	a := render(t, po)
-	time.Sleep(1100 * time.Millisecond) // would change a time.Now()-based date
-	b := render(t, po)
-	if !bytes.Equal(a, b) {
-		t.Fatalf("two renders of the same PO differ (%d vs %d bytes)", len(a), len(b))
+	latin := samplePO()
+	latin.Vendor.Name = "Café Müller – 5 €"
+	unicode := samplePO()
+	unicode.Vendor.Name = "Ελληνικά Москва Łódź €"
+	pos := []PurchaseOrder{latin, unicode}
+	var first [][]byte
+	for _, po := range pos {
+		first = append(first, render(t, po))
 	}
-	po.Number = "PO-000043"
-	if c := render(t, po); bytes.Equal(a, c) {
-		t.Fatal("different POs rendered identical bytes")
+	if bytes.Contains(first[0], []byte("/FontFile2")) || !bytes.Contains(first[1], []byte("/FontFile2")) {
+		t.Fatal("the two orders do not cover both faces")
+	}
+	time.Sleep(1100 * time.Millisecond) // would change a time.Now()-based date
+	// Another Fonts value (another process) renders the same bytes too.
+	other, err := LoadFonts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, po := range pos {
+		a := first[i]
+		// fpdf subsets the TrueType fonts through maps; many renders would
+		// catch an iteration-order dependency.
+		for j := range 20 {
+			if b := render(t, po); !bytes.Equal(a, b) {
+				t.Fatalf("order %d: render %d of the same PO differs (%d vs %d bytes)", i, j+2, len(a), len(b))
+			}
+		}
+		var buf bytes.Buffer
+		if err := other.RenderPurchaseOrder(context.Background(), &buf, po); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, buf.Bytes()) {
+			t.Fatalf("order %d: renders with two Fonts values differ", i)
+		}
+		po.Number = "PO-000043"
+		if c := render(t, po); bytes.Equal(a, c) {
+			t.Fatalf("order %d: different POs rendered identical bytes", i)
+		}
 	}
 }
 
@@ -333,23 +449,47 @@ func TestFormat(t *testing.T) {
 	}
 }
 
-func BenchmarkRenderPurchaseOrder(b *testing.B) {
+// benchPO is the benchmarks' one-page purchase order: samplePO with 20 item
+// rows.
+func benchPO() PurchaseOrder {
 	po := samplePO()
 	items := po.Items
 	po.Items = nil
 	for i := range 20 {
 		po.Items = append(po.Items, items[i%len(items)])
 	}
+	return po
+}
+
+// benchRender renders po b.N times and reports, besides time and
+// allocations, the process CPU time per render (cpu-ns/op: rendering plus the
+// garbage collection it causes, on all cores).
+func benchRender(b *testing.B, po PurchaseOrder) {
 	ctx := context.Background()
 	var buf bytes.Buffer
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		buf.Reset()
 		if err := RenderPurchaseOrder(ctx, &buf, po); err != nil {
 			b.Fatal(err)
 		}
 	}
+	if cpu > 0 {
+		b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+	}
 	b.SetBytes(int64(buf.Len()))
+}
+
+// BenchmarkRenderPurchaseOrder renders a one-page order of Latin-1 text.
+func BenchmarkRenderPurchaseOrder(b *testing.B) { benchRender(b, benchPO()) }
+
+// BenchmarkRenderPurchaseOrderUnicode renders the same order for a vendor
+// with a Cyrillic name.
+func BenchmarkRenderPurchaseOrderUnicode(b *testing.B) {
+	po := benchPO()
+	po.Vendor.Name = "ООО Москва Трейдинг"
+	benchRender(b, po)
 }
 
 func TestRenderPurchaseOrderLongFieldsFit(t *testing.T) {

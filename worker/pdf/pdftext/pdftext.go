@@ -24,6 +24,12 @@ var maxInflated = 64 << 20
 // content stream in pdf, one text run per line (each followed by "\n"), in
 // file order. Empty runs are omitted; line breaks inside a run become spaces.
 //
+// Strings shown in a font that has a /ToUnicode CMap (the UTF-8 fonts fpdf
+// embeds as Identity-H CID fonts, for one) are decoded with it: the font is
+// the last one selected with Tf (saved and restored by q and Q), looked up by
+// its resource name in any /Font resource dictionary of the file. Other
+// strings are read as WinAnsiEncoding, or UTF-16BE after a byte-order mark.
+//
 // It returns ErrNotPDF if pdf does not start with "%PDF-", and an error if a
 // FlateDecode stream cannot be inflated. Streams with other filters, images,
 // font programs, cross-reference and object streams are skipped.
@@ -31,15 +37,17 @@ func Extract(pdf []byte) (string, error) {
 	if !bytes.HasPrefix(pdf, []byte("%PDF-")) {
 		return "", ErrNotPDF
 	}
-	var out strings.Builder
+	objs := scanObjects(pdf)
 	budget := maxInflated
+	cmaps := map[int]*cmap{}
+	var contents [][]byte
 	for pos, n := 0, 0; ; n++ {
 		s, ok := nextStream(pdf, pos)
 		if !ok {
 			break
 		}
 		pos = s.next
-		if skipStream(s.dict) {
+		if skipStream(s.dict) || objs.notText[s.obj] {
 			continue
 		}
 		data := s.data
@@ -54,12 +62,32 @@ func Extract(pdf []byte) (string, error) {
 		default:
 			continue // a filter we do not decode: not text we produce
 		}
-		showText(data, &out)
+		switch {
+		case objs.toUnicodeObj[s.obj]:
+			if _, dup := cmaps[s.obj]; !dup {
+				cmaps[s.obj] = parseCMap(data)
+			}
+		case bytes.Contains(data, []byte("begincmap")):
+			// A CMap no font refers to: not page content either.
+		default:
+			contents = append(contents, data)
+		}
+	}
+	fonts := map[string]*cmap{}
+	for name, obj := range objs.fontRes {
+		if cm := cmaps[objs.toUnicode[obj]]; cm != nil {
+			fonts[name] = cm
+		}
+	}
+	var out strings.Builder
+	for _, data := range contents {
+		showText(data, fonts, &out)
 	}
 	return out.String(), nil
 }
 
 type stream struct {
+	obj    int    // object number, -1 if there is no "N G obj" header
 	dict   []byte // bytes between the object header and the "stream" keyword
 	data   []byte // raw (still encoded) stream data
 	offset int    // offset of data in the file
@@ -95,10 +123,14 @@ func nextStream(b []byte, from int) (stream, bool) {
 			continue // "stream" inside something else
 		}
 		dict := b[from:k]
+		obj := -1
 		if j := bytes.LastIndex(dict, kwObj); j >= 0 {
+			if num, _, ok := objHeader(b, from+j); ok {
+				obj = num
+			}
 			dict = dict[j+len(kwObj):]
 		}
-		s := stream{dict: dict, offset: start}
+		s := stream{obj: obj, dict: dict, offset: start}
 
 		// Trust a direct /Length if "endstream" follows it.
 		if n, ok := directLength(dict); ok && n <= len(b)-start {
@@ -274,14 +306,35 @@ const (
 	opOther byte = iota
 	opString
 	opArray
+	opName // str is the name without "/"
 )
+
+// maxSaved bounds the q/Q stack of fonts.
+const maxSaved = 64
 
 // maxOperands bounds the operand stack; real operators take at most a few.
 const maxOperands = 64
 
+// textState is the part of the graphics state Extract follows: the font.
+type textState struct {
+	fonts map[string]*cmap // font resource name -> ToUnicode CMap
+	font  *cmap            // of the current font; nil: none, or no CMap
+	saved []*cmap          // fonts saved by q
+}
+
+// decode appends the text of a shown string in the current font.
+func (ts *textState) decode(out, s []byte) []byte {
+	if ts.font != nil {
+		return ts.font.decode(out, s)
+	}
+	return append(out, decodeText(s)...)
+}
+
 // showText interprets a content stream just enough to find text-showing
-// operators and appends their strings to out.
-func showText(b []byte, out *strings.Builder) {
+// operators and appends their strings, decoded in the font they are shown
+// in, to out.
+func showText(b []byte, fonts map[string]*cmap, out *strings.Builder) {
+	ts := &textState{fonts: fonts}
 	var ops []operand
 	push := func(o operand) {
 		if len(ops) == maxOperands {
@@ -349,10 +402,10 @@ func showText(b []byte, out *strings.Builder) {
 			for j < len(b) && isRegular(b[j]) {
 				j++
 			}
-			i = j
 			if depth == 0 {
-				push(operand{})
+				push(operand{kind: opName, str: b[i+1 : j]})
 			}
+			i = j
 		case isRegular(c):
 			j := i
 			for j < len(b) && isRegular(b[j]) {
@@ -374,7 +427,7 @@ func showText(b []byte, out *strings.Builder) {
 			if depth > 0 {
 				continue // keywords inside an array (true/false/null, garbage)
 			}
-			i = operator(string(tok), ops, b, i, out)
+			i = operator(string(tok), ops, b, i, ts, out)
 			ops = ops[:0]
 		default:
 			i++ // stray ')', '>', '{', '}'
@@ -384,7 +437,7 @@ func showText(b []byte, out *strings.Builder) {
 
 // operator applies a content-stream operator; it returns where to continue
 // (inline images are skipped).
-func operator(op string, ops []operand, b []byte, i int, out *strings.Builder) int {
+func operator(op string, ops []operand, b []byte, i int, ts *textState, out *strings.Builder) int {
 	last := func(kind byte) (operand, bool) {
 		if len(ops) == 0 || ops[len(ops)-1].kind != kind {
 			return operand{}, false
@@ -392,9 +445,22 @@ func operator(op string, ops []operand, b []byte, i int, out *strings.Builder) i
 		return ops[len(ops)-1], true
 	}
 	switch op {
+	case "Tf":
+		if len(ops) >= 2 && ops[len(ops)-2].kind == opName {
+			ts.font = ts.fonts[string(ops[len(ops)-2].str)]
+		}
+	case "q":
+		if len(ts.saved) < maxSaved {
+			ts.saved = append(ts.saved, ts.font)
+		}
+	case "Q":
+		if n := len(ts.saved); n > 0 {
+			ts.font = ts.saved[n-1]
+			ts.saved = ts.saved[:n-1]
+		}
 	case "Tj", "'", "\"":
 		if o, ok := last(opString); ok {
-			emit(out, o.str)
+			emitDecoded(out, string(ts.decode(nil, o.str)))
 		}
 	case "TJ":
 		if o, ok := last(opArray); ok {
@@ -406,7 +472,7 @@ func operator(op string, ops []operand, b []byte, i int, out *strings.Builder) i
 					}
 					continue
 				}
-				run = append(run, decodeText(p)...)
+				run = ts.decode(run, p)
 			}
 			emitDecoded(out, string(run))
 		}
@@ -428,8 +494,6 @@ func operator(op string, ops []operand, b []byte, i int, out *strings.Builder) i
 	}
 	return i
 }
-
-func emit(out *strings.Builder, s []byte) { emitDecoded(out, string(decodeText(s))) }
 
 func emitDecoded(out *strings.Builder, s string) {
 	s = strings.Map(func(r rune) rune {

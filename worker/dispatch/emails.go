@@ -1,0 +1,113 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+
+	"github.com/iacc/iacc/store"
+	"github.com/iacc/iacc/tasks"
+)
+
+// emailBody is the part of an event payload the email effects read.
+type emailBody struct {
+	VendorID int64 `json:"vendor_id"`
+	Version  int   `json:"version"`
+}
+
+// emailEffects lists the emails an event causes, one task per (template,
+// recipient), addressed from the current tenant settings and vendor row:
+//
+//	purchase_order.created  the vendor (order PDF attached); accounting and management
+//	invoice.created         accounting
+//	payment.recorded        the vendor (remittance advice); accounting
+//
+// (The webhook worker enqueues webhook_endpoint_disabled emails itself.)
+//
+// Addresses are trimmed and lower-cased, invalid ones skipped, and each
+// appears once per template, so the TaskID (from the dedupe key) is stable.
+func (h *Handler) emailEffects(ctx context.Context, ev store.Event) ([]Effect, error) {
+	switch ev.Type {
+	case store.EventPurchaseOrderCreated, store.EventInvoiceCreated, store.EventPaymentRecorded:
+	default:
+		return nil, nil
+	}
+	var b emailBody
+	if err := json.Unmarshal(ev.Payload, &b); err != nil {
+		return nil, tasks.Permanent(fmt.Errorf("decode %s payload of event %d: %w", ev.Type, ev.ID, err))
+	}
+	tenant, err := store.GetTenant(ctx, h.DB, ev.TenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil // nobody to write to; the event's other effects go on
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Effect
+	send := func(template, subjectType string, version int, to ...string) {
+		for _, addr := range emailRecipients(to...) {
+			e := tasks.EmailSend{TenantID: ev.TenantID, EventID: ev.ID, Template: template, To: addr,
+				SubjectType: subjectType, SubjectID: ev.AggregateID, Version: version}
+			out = append(out, Effect{Payload: e, TaskID: e.TaskID()})
+		}
+	}
+	accounting := tenant.Settings.AccountingEmails
+	switch ev.Type {
+	case store.EventPurchaseOrderCreated:
+		vendor, err := h.vendorEmail(ctx, ev, b.VendorID)
+		if err != nil {
+			return nil, err
+		}
+		version := max(b.Version, 1)
+		send(tasks.EmailPurchaseOrderVendor, store.DocPurchaseOrder, version, vendor)
+		send(tasks.EmailPurchaseOrderCreated, store.DocPurchaseOrder, version, append(append([]string{}, accounting...), tenant.Settings.ManagementEmails...)...)
+	case store.EventInvoiceCreated:
+		send(tasks.EmailInvoiceCreated, store.DocInvoice, 0, accounting...)
+	case store.EventPaymentRecorded:
+		vendor, err := h.vendorEmail(ctx, ev, b.VendorID)
+		if err != nil {
+			return nil, err
+		}
+		send(tasks.EmailPaymentRemittance, "payment", 0, vendor)
+		send(tasks.EmailPaymentRecorded, "payment", 0, accounting...)
+	}
+	return out, nil
+}
+
+// vendorEmail is the vendor's current address: "" when it has none, or
+// when the event names no vendor of the tenant (the vendor gets no email;
+// the event's other effects must not fail for it).
+func (h *Handler) vendorEmail(ctx context.Context, ev store.Event, vendorID int64) (string, error) {
+	if vendorID == 0 {
+		return "", nil
+	}
+	v, err := store.GetVendor(ctx, h.DB, ev.TenantID, vendorID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return v.Email, nil
+}
+
+// emailRecipients normalizes addresses and drops empty, invalid and repeated ones.
+func emailRecipients(addrs ...string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		a = store.NormalizeEmailAddress(a)
+		if a == "" || seen[a] {
+			continue
+		}
+		if p, err := mail.ParseAddress(a); err != nil || p.Address != a || strings.ContainsAny(a, " <>") {
+			continue
+		}
+		seen[a] = true
+		out = append(out, a)
+	}
+	return out
+}
