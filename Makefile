@@ -26,6 +26,9 @@ migrate: services build ## apply database migrations
 	./$(BIN) migrate up
 
 test: services ## run every test against the real MariaDB and Redis (with -race)
+	@# Each test package runs its tests on private databases in parallel; a
+	@# stock server's 151 connections can run short (best effort: needs root).
+	@for c in mariadb mysql; do command -v $$c >/dev/null && { $$c -h127.0.0.1 -uroot -e 'SET GLOBAL max_connections = GREATEST(@@max_connections, 500)' 2>/dev/null; break; }; done; true
 	$(GO) test $(TEST_FLAGS) ./...
 
 fuzz: ## run each fuzz target briefly

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -82,8 +83,11 @@ func (s *Server) accessLog(c *fiber.Ctx) (err error) {
 		status := c.Response().StatusCode()
 		elapsed := time.Since(start)
 		route := routePath(c)
-		s.metrics.HTTPRequests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
-		s.metrics.HTTPDuration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
+		// Copy: Fiber's strings point into buffers reused by later requests,
+		// and Prometheus keeps label values.
+		method := strings.Clone(c.Method())
+		s.metrics.HTTPRequests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+		s.metrics.HTTPDuration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 		lvl := slog.LevelInfo
 		if status >= 500 {
 			lvl = slog.LevelWarn

@@ -155,14 +155,18 @@ func handlers(cfg Config, d Deps) map[string]asynq.Handler {
 	disp := &dispatch.Handler{DB: d.DB, Client: d.Client, Accounting: d.Accounting != nil}
 	pdfs := pdf.NewHandler(d.DB, d.Blobs, cfg.PDFConcurrency)
 	reports := report.New(d.DB, d.Blobs, d.Client, cfg.Location, d.Logger)
+	cfg.Webhook.Metrics = d.Metrics
+	webhooks := webhook.NewHandler(cfg.Webhook, d.DB, d.Client, d.Logger)
+	emails := email.NewHandler(d.DB, d.Blobs, d.Mailer, d.Logger)
+	emails.Metrics = d.Metrics
 	return map[string]asynq.Handler{
 		tasks.EventDispatch{}.Kind():  tasks.Handler(disp.Handle),
 		tasks.PDFRender{}.Kind():      tasks.Handler(pdfs.Handle),
 		tasks.ReportNightly{}.Kind():  tasks.Handler(reports.Nightly),
 		tasks.ReportGenerate{}.Kind(): tasks.Handler(reports.Generate),
 		tasks.RetentionRun{}.Kind():   tasks.Handler(retention.New(cfg.Retention, d.DB, d.Blobs, d.Logger).Handle),
-		tasks.WebhookDeliver{}.Kind(): tasks.Handler(webhook.NewHandler(cfg.Webhook, d.DB, d.Client, d.Logger).Handle),
-		tasks.EmailSend{}.Kind():      tasks.Handler(email.NewHandler(d.DB, d.Blobs, d.Mailer, d.Logger).Handle),
+		tasks.WebhookDeliver{}.Kind(): tasks.Handler(webhooks.Handle),
+		tasks.EmailSend{}.Kind():      tasks.Handler(emails.Handle),
 		tasks.AccountingSync{}.Kind(): tasks.Handler(accounting.NewHandler(d.DB, d.Accounting,
 			accounting.NewLimiter(d.Redis, cfg.AccountingRatePerSecond), d.Metrics, d.Logger).Handle),
 		tasks.BackupRun{}.Kind():    tasks.Handler(d.Backup.HandleRun),

@@ -35,7 +35,9 @@ type stack struct {
 }
 
 type stackOpts struct {
-	redisAddr string // defaults to the test Redis; a proxy address to cut it
+	redisAddr string            // defaults to the test Redis; a proxy address to cut it
+	env       map[string]string // extra or overriding IACC_* variables
+	settings  store.TenantSettings
 }
 
 func startStack(t *testing.T, o stackOpts) *stack {
@@ -58,6 +60,9 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		"IACC_WORKER_POLL_INTERVAL": "10ms",
 		"IACC_SHUTDOWN_TIMEOUT":     "5s",
 	}
+	for k, v := range o.env {
+		env[k] = v
+	}
 	cfg, err := loadConfig(mapEnv(env))
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +79,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := start(context.Background(), d, components{API: true, Worker: true, Relay: true}, ln)
+	r, err := start(context.Background(), d, components{API: true, Worker: true, Relay: true, Cron: true}, ln)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +90,10 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		d.Close()
 	})
 	s := &stack{t: t, db: db, base: "http://" + ln.Addr().String(), run: r}
-	ten := storetest.Tenant(t, db, "e2e")
+	ten, err := store.CreateTenant(context.Background(), db, fmt.Sprintf("e2e-%d", time.Now().UnixNano()), o.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.vendor = storetest.Vendor(t, db, ten.ID, "Globex Hardware")
 	hash, err := api.HashPassword("correct-horse-battery")
 	if err != nil {

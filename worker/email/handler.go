@@ -19,6 +19,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/iacc/iacc/blob"
+	"github.com/iacc/iacc/metrics"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/tasks"
 )
@@ -63,6 +64,14 @@ type Handler struct {
 	tpl    *Templates
 	log    *slog.Logger
 	lease  time.Duration
+	// Metrics counts emails by result (sent, failed, suppressed, retry).
+	Metrics *metrics.Set
+}
+
+func (h *Handler) count(result string) {
+	if h.Metrics != nil {
+		h.Metrics.Emails.WithLabelValues(result).Inc()
+	}
 }
 
 // NewHandler returns the email:send handler. A nil mailer (no SMTP server
@@ -114,6 +123,7 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EmailSend, _ *asynq.Task) 
 			return err
 		}
 		h.log.InfoContext(ctx, "email suppressed", "tenant_id", p.TenantID, "template", p.Template, "email_id", rec.ID)
+		h.count("suppressed")
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -157,6 +167,7 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EmailSend, _ *asynq.Task) 
 		}
 		h.log.InfoContext(ctx, "email sent", "tenant_id", p.TenantID, "template", p.Template, "email_id", claimed.ID,
 			"message_id", claimed.MessageID, "attempt", claimed.Attempts)
+		h.count("sent")
 		return nil
 	}
 	ref := Classify(sendErr)
@@ -175,8 +186,10 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EmailSend, _ *asynq.Task) 
 		}
 		h.log.WarnContext(ctx, "email refused", "tenant_id", p.TenantID, "template", p.Template, "email_id", claimed.ID,
 			"smtp_code", ref.Code, "recipient_suppressed", ref.Recipient)
+		h.count("failed")
 		return tasks.Permanent(fmt.Errorf("email %d (%s) to %s refused: %w", claimed.ID, p.Template, p.To, sendErr))
 	}
+	h.count("retry")
 	if err := store.ReleaseEmail(rctx, h.db, claimed.ID, sendErr.Error()); err != nil {
 		h.log.WarnContext(ctx, "release email", "email_id", claimed.ID, "err", err) // its lease runs out by itself
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/iacc/iacc/metrics"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/tasks"
 )
@@ -33,6 +34,8 @@ type Config struct {
 	DisableAfter time.Duration
 	// Guard says which destinations may be reached.
 	Guard Guard
+	// Metrics counts delivery attempts by outcome (nil: not counted).
+	Metrics *metrics.Set
 	// UserAgent is sent with every delivery.
 	UserAgent string
 }
@@ -279,6 +282,7 @@ func (h *Handler) settle(ctx context.Context, ep store.WebhookEndpoint, d store.
 	}
 	log = log.With("attempt", attemptNo)
 	if res.err == nil {
+		h.count("succeeded")
 		log.Debug("webhook delivered")
 		return nil
 	}
@@ -297,15 +301,24 @@ func (h *Handler) settle(ctx context.Context, ep store.WebhookEndpoint, d store.
 		if err := h.disable(rctx, ep, d, reason); err != nil {
 			return err
 		}
+		h.count("disabled")
 		log.Warn("webhook endpoint disabled", "reason", reason, "err", res.err)
 		return tasks.Permanent(fmt.Errorf("deliver webhook %d: %w; endpoint disabled (%s)", d.ID, res.err, reason))
 	}
 	if out.State == store.WebhookFailed {
+		h.count("dead")
 		log.Warn("webhook delivery given up", "err", res.err)
 		return tasks.Permanent(fmt.Errorf("deliver webhook %d: gave up after %d attempts: %w", d.ID, d.RoundAttempts+1, res.err))
 	}
+	h.count("failed")
 	log.Info("webhook attempt failed; retrying", "retry_in", retryIn.String(), "err", res.err)
 	return tasks.RetryIn(retryIn, fmt.Errorf("deliver webhook %d: %w", d.ID, res.err))
+}
+
+func (h *Handler) count(outcome string) {
+	if h.cfg.Metrics != nil {
+		h.cfg.Metrics.WebhookDeliveries.WithLabelValues(outcome).Inc()
+	}
 }
 
 // disable turns the endpoint off for reason, gives up its delivery d and
