@@ -1,37 +1,12 @@
 package api
 
 import (
-	"encoding/json"
-	"time"
-
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/iacc/iacc/store"
 )
 
-type auditResponse struct {
-	ID         int64           `json:"id"`
-	ActorID    int64           `json:"actor_id"`
-	Action     string          `json:"action"`
-	EntityType string          `json:"entity_type"`
-	EntityID   int64           `json:"entity_id"`
-	Before     json.RawMessage `json:"before"`
-	After      json.RawMessage `json:"after"`
-	RequestID  string          `json:"request_id"`
-	CreatedAt  time.Time       `json:"created_at"`
-}
-
-func rawOrNull(b []byte) json.RawMessage {
-	if len(b) == 0 {
-		return json.RawMessage("null")
-	}
-	return b
-}
-
-func toAudit(a store.AuditRecord) auditResponse {
-	return auditResponse{ID: a.ID, ActorID: a.ActorID, Action: a.Action, EntityType: a.EntityType, EntityID: a.EntityID,
-		Before: rawOrNull(a.Before), After: rawOrNull(a.After), RequestID: a.RequestID, CreatedAt: a.CreatedAt}
-}
+func toAudit(a store.AuditRecord) store.AuditJSON { return a.JSON() }
 
 func (s *Server) listAudit(c *fiber.Ctx) error {
 	page, perPage, err := pageParams(c)

@@ -96,16 +96,7 @@ func (s *Server) createInvoice(c *fiber.Ctx) error {
 }
 
 func (s *Server) loadInvoice(ctx context.Context, c *fiber.Ctx) (store.Invoice, error) {
-	id, err := idParam(c, "id", "invoice")
-	if err != nil {
-		return store.Invoice{}, err
-	}
-	p := principal(c)
-	inv, err := store.GetInvoice(ctx, s.db, p.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && p.VendorID != 0 && inv.VendorID != p.VendorID) {
-		return store.Invoice{}, errNotFound("invoice")
-	}
-	return inv, err
+	return loadScoped(ctx, c, s.db, "invoice", store.GetInvoice, func(i store.Invoice) int64 { return i.VendorID })
 }
 
 func (s *Server) getInvoice(c *fiber.Ctx) error {

@@ -86,17 +86,9 @@ func (s *Server) createPayment(c *fiber.Ctx) error {
 }
 
 func (s *Server) getPayment(c *fiber.Ctx) error {
-	id, err := idParam(c, "id", "payment")
-	if err != nil {
-		return err
-	}
-	p := principal(c)
 	ctx, cancel := s.requestCtx(c)
 	defer cancel()
-	pay, err := store.GetPayment(ctx, s.db, p.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && p.VendorID != 0 && pay.VendorID != p.VendorID) {
-		return errNotFound("payment")
-	}
+	pay, err := loadScoped(ctx, c, s.db, "payment", store.GetPayment, func(p store.Payment) int64 { return p.VendorID })
 	if err != nil {
 		return err
 	}

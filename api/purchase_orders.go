@@ -202,16 +202,7 @@ func (s *Server) createPurchaseOrder(c *fiber.Ctx) error {
 // loadPO loads an order the caller may see: another tenant's order, or
 // another vendor's for a vendor user, is 404.
 func (s *Server) loadPO(ctx context.Context, c *fiber.Ctx) (store.PurchaseOrder, error) {
-	id, err := idParam(c, "id", "purchase order")
-	if err != nil {
-		return store.PurchaseOrder{}, err
-	}
-	p := principal(c)
-	po, err := store.GetPurchaseOrder(ctx, s.db, p.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && p.VendorID != 0 && po.VendorID != p.VendorID) {
-		return store.PurchaseOrder{}, errNotFound("purchase order")
-	}
-	return po, err
+	return loadScoped(ctx, c, s.db, "purchase order", store.GetPurchaseOrder, func(po store.PurchaseOrder) int64 { return po.VendorID })
 }
 
 func (s *Server) getPurchaseOrder(c *fiber.Ctx) error {

@@ -3,10 +3,13 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/iacc/iacc/store"
 )
 
 // cachedRead answers a read from the tenant's read cache or computes it
@@ -43,4 +46,22 @@ func scopeKey(p Principal) string {
 		return "v" + strconv.FormatInt(p.VendorID, 10)
 	}
 	return "all"
+}
+
+// loadScoped loads the tenant's row named by the :id parameter; another
+// tenant's row, or another vendor's for a vendor user, is a 404 like a
+// missing one.
+func loadScoped[T any](ctx context.Context, c *fiber.Ctx, db store.Querier, what string,
+	get func(context.Context, store.Querier, int64, int64) (T, error), vendorOf func(T) int64) (T, error) {
+	var zero T
+	id, err := idParam(c, "id", what)
+	if err != nil {
+		return zero, err
+	}
+	p := principal(c)
+	v, err := get(ctx, db, p.TenantID, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.VendorID != 0 && vendorOf(v) != p.VendorID) {
+		return zero, errNotFound(what)
+	}
+	return v, err
 }

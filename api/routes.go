@@ -105,7 +105,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/reports/:id/pdf", staff, s.getReportPDF, doc{Summary: "The report as PDF (202 with Retry-After while it is rendered)", Tag: "reports", ContentType: "application/pdf"}},
 		{"GET", "/api/reports/:id/csv", staff, s.getReportCSV, doc{Summary: "The report as CSV", Tag: "reports", ContentType: "text/csv"}},
 
-		{"GET", "/api/audit-log", admins, s.listAudit, doc{Summary: "The audit log: every write with who, what, when, before and after", Tag: "audit", Response: listResponse[auditResponse]{}, Query: []string{"entity_type", "entity_id", "actor_id", "action", "page", "per_page"}}},
+		{"GET", "/api/audit-log", admins, s.listAudit, doc{Summary: "The audit log: every write with who, what, when, before and after", Tag: "audit", Response: listResponse[store.AuditJSON]{}, Query: []string{"entity_type", "entity_id", "actor_id", "action", "page", "per_page"}}},
 
 		{"GET", "/api/webhooks", webhookReaders, s.listWebhooks, doc{Summary: "List webhook endpoints (secrets are never shown)", Tag: "webhooks", Response: listResponse[webhookResponse]{}, Query: []string{"page", "per_page"}}},
 		{"POST", "/api/webhooks", admins, s.createWebhook, doc{Summary: "Create a webhook endpoint; the response carries its whsec_ signing secret, shown only this once", Tag: "webhooks", Request: webhookRequest{}, Response: webhookCreatedResponse{}, Status: 201}},

@@ -97,3 +97,31 @@ func ListAudit(ctx context.Context, q Querier, tenantID int64, f AuditFilter) ([
 	w.eq("action", f.Action)
 	return listPage(ctx, q, "audit_log", auditCols, w, f.Page, scanAudit)
 }
+
+// AuditJSON is an audit entry as the API shows it and the retention archive
+// keeps it.
+type AuditJSON struct {
+	ID         int64           `json:"id"`
+	TenantID   int64           `json:"tenant_id"`
+	ActorID    int64           `json:"actor_id"`
+	Action     string          `json:"action"`
+	EntityType string          `json:"entity_type"`
+	EntityID   int64           `json:"entity_id"`
+	Before     json.RawMessage `json:"before"`
+	After      json.RawMessage `json:"after"`
+	RequestID  string          `json:"request_id"`
+	CreatedAt  time.Time       `json:"created_at"`
+}
+
+// JSON returns the entry's exported shape (missing states are JSON null).
+func (a AuditRecord) JSON() AuditJSON {
+	return AuditJSON{ID: a.ID, TenantID: a.TenantID, ActorID: a.ActorID, Action: a.Action, EntityType: a.EntityType, EntityID: a.EntityID,
+		Before: rawOrNull(a.Before), After: rawOrNull(a.After), RequestID: a.RequestID, CreatedAt: a.CreatedAt}
+}
+
+func rawOrNull(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	return b
+}

@@ -117,8 +117,7 @@ func (h *Handler) archiveAudit(ctx context.Context, cutoff time.Time) (int64, er
 		zw := gzip.NewWriter(&buf)
 		enc := json.NewEncoder(zw)
 		for _, a := range batch {
-			if err := enc.Encode(archivedEntry{ID: a.ID, TenantID: a.TenantID, ActorID: a.ActorID, Action: a.Action, EntityType: a.EntityType,
-				EntityID: a.EntityID, Before: raw(a.Before), After: raw(a.After), RequestID: a.RequestID, CreatedAt: a.CreatedAt}); err != nil {
+			if err := enc.Encode(a.JSON()); err != nil {
 				return total, fmt.Errorf("encode audit archive: %w", err)
 			}
 		}
@@ -135,24 +134,4 @@ func (h *Handler) archiveAudit(ctx context.Context, cutoff time.Time) (int64, er
 			return total, err
 		}
 	}
-}
-
-type archivedEntry struct {
-	ID         int64           `json:"id"`
-	TenantID   int64           `json:"tenant_id"`
-	ActorID    int64           `json:"actor_id"`
-	Action     string          `json:"action"`
-	EntityType string          `json:"entity_type"`
-	EntityID   int64           `json:"entity_id"`
-	Before     json.RawMessage `json:"before"`
-	After      json.RawMessage `json:"after"`
-	RequestID  string          `json:"request_id"`
-	CreatedAt  time.Time       `json:"created_at"`
-}
-
-func raw(b []byte) json.RawMessage {
-	if len(b) == 0 {
-		return json.RawMessage("null")
-	}
-	return b
 }

@@ -1,0 +1,101 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/iacc/iacc/api"
+	"github.com/iacc/iacc/blob"
+	"github.com/iacc/iacc/store"
+	"github.com/iacc/iacc/store/storetest"
+)
+
+// BenchmarkCreatePurchaseOrder drives POST /api/purchase-orders (5 items)
+// through the whole Fiber app over an in-memory listener (no TCP), against
+// the real MariaDB and Redis: decode, validate, the order transaction, the
+// fast-path enqueue, the JSON answer. With -benchmem it reports the
+// allocations per request of the order path (the server side, the MySQL
+// driver and go-redis included; fasthttp's client adds next to none).
+//
+//	go test -run '^$' -bench CreatePurchaseOrder -benchmem ./api/
+//
+// ns/op is one request after another on one connection: it is latency, not
+// the server's throughput (bench/, `make bench`, measures that).
+func BenchmarkCreatePurchaseOrder(b *testing.B) {
+	ctx := context.Background()
+	db := storetest.NewDB(b)
+	rdb := storetest.NewRedis(b)
+	blobs, err := blob.NewDir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := api.New(api.Config{JWTSecret: []byte("iacc-api-benchmark-secret-0123456789abcdef")},
+		api.Deps{DB: db, Redis: rdb.Client, Queue: asynq.NewClientFromRedisClient(rdb.Client), Blobs: blobs,
+			Logger: slog.New(slog.DiscardHandler)})
+	b.Cleanup(srv.Close) // runs before the database is dropped: flushes pending outbox marks
+
+	tenant := storetest.Tenant(b, db, "bench")
+	admin, err := store.CreateUser(ctx, db, store.User{TenantID: tenant.ID, Email: "admin@bench.test",
+		PasswordHash: "unused: the token is issued directly", Role: store.RoleAdmin})
+	if err != nil {
+		b.Fatal(err)
+	}
+	token, err := srv.IssueToken(api.Principal{UserID: admin.ID, TenantID: tenant.ID, Role: admin.Role})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Orders are spread over several vendors, as real traffic is.
+	var bodies [][]byte
+	for i := range 4 {
+		v := storetest.Vendor(b, db, tenant.ID, fmt.Sprintf("Bench Vendor %d", i+1))
+		bodies = append(bodies, fmt.Appendf(nil, `{"vendor_id":%d,"currency":"EUR","notes":"Deliver to dock 3.","items":[`+
+			`{"description":"A4 copy paper, box of 5 reams","quantity":"2","unit_price":"24.25"},`+
+			`{"description":"Ballpoint pens, box of 50","quantity":"3","unit_price":"12.50"},`+
+			`{"description":"27-inch monitor","quantity":"1","unit_price":"219.00"},`+
+			`{"description":"Espresso beans, 1 kg","quantity":"4.5","unit_price":"18.90"},`+
+			`{"description":"Ink cartridge (black)","quantity":"6","unit_price":"31.99"}]}`, v.ID))
+	}
+
+	ln := fasthttputil.NewInmemoryListener()
+	served := make(chan error, 1)
+	go func() { served <- srv.App().Listener(ln) }()
+	b.Cleanup(func() {
+		_ = srv.App().Shutdown()
+		<-served
+	})
+	client := &fasthttp.HostClient{Addr: "iacc.bench", MaxConns: 1, Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI("http://iacc.bench/api/purchase-orders")
+	req.Header.SetContentType("application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	post := func(i int) {
+		req.SetBodyRaw(bodies[i%len(bodies)])
+		if err := client.Do(req, resp); err != nil {
+			b.Fatalf("POST /api/purchase-orders: %v", err)
+		}
+		if resp.StatusCode() != fasthttp.StatusCreated {
+			b.Fatalf("POST /api/purchase-orders: status %d: %s", resp.StatusCode(), resp.Body())
+		}
+	}
+	for i := range 50 { // warm the connection pools and the route
+		post(i)
+	}
+
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		post(i)
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+}
