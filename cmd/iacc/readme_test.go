@@ -47,7 +47,7 @@ func TestRunbookCommandsExist(t *testing.T) {
 	if len(docs) < 5 {
 		t.Fatalf("only %d runbooks found", len(docs))
 	}
-	re := regexp.MustCompile("(?m)^\\s*(?:\\$ )?iacc ((?:[a-z][a-z-]*)(?: [a-z][a-z-]*)*)")
+	re := regexp.MustCompile(`(?m)^\s*(?:\$ )?iacc ((?:[a-z][a-z-]*)(?: [a-z][a-z-]*)*)`)
 	seen := 0
 	for _, f := range docs {
 		body, err := os.ReadFile(f)
