@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/valyala/fasthttp"
@@ -19,8 +20,9 @@ import (
 
 // BenchmarkCreatePurchaseOrder drives POST /api/purchase-orders (5 items)
 // through the whole Fiber app over an in-memory listener (no TCP), against
-// the real MariaDB and Redis: decode, validate, the order transaction, the
-// fast-path enqueue, the JSON answer. With -benchmem it reports the
+// the real MariaDB and Redis: authentication, rate limiting, decode,
+// validate, the order transaction, the fast-path enqueue, the cache
+// invalidation, the JSON answer. With -benchmem it reports the
 // allocations per request of the order path (the server side, the MySQL
 // driver and go-redis included; fasthttp's client adds next to none).
 //
@@ -36,7 +38,15 @@ func BenchmarkCreatePurchaseOrder(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := api.New(api.Config{JWTSecret: []byte("iacc-api-benchmark-secret-0123456789abcdef")},
+	// Configured as `iacc serve` runs it: rate limits on (out of reach, so
+	// the limiter's Redis round trips stay on the path) and the read cache
+	// on (a write bumps the tenant's cache generation).
+	cfg := api.Config{
+		JWTSecret: []byte("iacc-api-benchmark-secret-0123456789abcdef"),
+		Limits:    api.Limits{PerTokenPerMinute: 10_000_000, PerIPPerMinute: 10_000_000},
+		CacheTTL:  5 * time.Minute,
+	}
+	srv := api.New(cfg,
 		api.Deps{DB: db, Redis: rdb.Client, Queue: asynq.NewClientFromRedisClient(rdb.Client), Blobs: blobs,
 			Logger: slog.New(slog.DiscardHandler)})
 	b.Cleanup(srv.Close) // runs before the database is dropped: flushes pending outbox marks

@@ -13,6 +13,10 @@ type PDFRender struct {
 	SubjectID int64  `json:"subject_id"`
 	Version   int    `json:"version"`
 	EventID   int64  `json:"event_id,omitempty"`
+	// Then are the emails that attach this document: the render enqueues
+	// them once the document exists (or is superseded by a newer version),
+	// so they do not wait on it by retrying.
+	Then []EmailSend `json:"then,omitempty"`
 }
 
 // Kind implements Payload.

@@ -120,16 +120,12 @@ func TestOrderEventSendsEmails(t *testing.T) {
 	}
 	infos := b.pending(t)
 	mails := emailsOf(t, infos)
-	want := []string{"purchase_order_created ap@acme.test", "purchase_order_created ceo@acme.test", "purchase_order_vendor " + v.Email}
+	// The notifications go at once; the vendor's email attaches the PDF, so
+	// it rides on the render task and is enqueued when the PDF exists.
+	want := []string{"purchase_order_created ap@acme.test", "purchase_order_created ceo@acme.test"}
 	if got := slices.Sorted(maps.Keys(mails)); !slices.Equal(got, want) {
 		t.Fatalf("email tasks %v, want %v", got, want)
 	}
-	vendorMail := mails["purchase_order_vendor "+v.Email]
-	if vendorMail.Version != 1 || vendorMail.SubjectID != po.Order.ID || vendorMail.EventID != po.Event.ID {
-		t.Errorf("vendor email payload %+v", vendorMail)
-	}
-
-	// Emails first: the vendor's waits for its PDF.
 	var render *asynq.TaskInfo
 	for _, ti := range infos {
 		if ti.Type == (tasks.PDFRender{}).Kind() {
@@ -137,20 +133,31 @@ func TestOrderEventSendsEmails(t *testing.T) {
 			continue
 		}
 		p, _ := tasks.Decode[tasks.EmailSend](asynq.NewTask(ti.Type, ti.Payload))
-		err := b.process(ti)
-		if p.Template == tasks.EmailPurchaseOrderVendor {
-			if !errors.Is(err, tasks.ErrNotReady) {
-				t.Fatalf("vendor email before its PDF: %v", err)
-			}
-		} else if err != nil {
+		if err := b.process(ti); err != nil {
 			t.Fatalf("%s: %v", p.Template, err)
 		}
 	}
 	if render == nil {
 		t.Fatal("no pdf:render task")
 	}
+	rp, err := tasks.Decode[tasks.PDFRender](asynq.NewTask(render.Type, render.Payload))
+	if err != nil || len(rp.Then) != 1 {
+		t.Fatalf("render carries %+v (%v), want the vendor email", rp.Then, err)
+	}
+	vendorMail := rp.Then[0]
+	if vendorMail.Template != tasks.EmailPurchaseOrderVendor || vendorMail.To != v.Email || vendorMail.Version != 1 ||
+		vendorMail.SubjectID != po.Order.ID || vendorMail.EventID != po.Event.ID {
+		t.Errorf("vendor email payload %+v", vendorMail)
+	}
+	// Sent before its PDF (a stray duplicate), the vendor email waits.
+	if err := run(t, b.mux, vendorMail); !errors.Is(err, tasks.ErrNotReady) {
+		t.Fatalf("vendor email before its PDF: %v", err)
+	}
 	if err := b.process(render); err != nil {
 		t.Fatal(err)
+	}
+	if got := emailsOf(t, b.pending(t)); len(got) != 1 || got["purchase_order_vendor "+v.Email].TaskID() != vendorMail.TaskID() {
+		t.Fatalf("after the render, pending emails = %v, want the vendor's", slices.Sorted(maps.Keys(got)))
 	}
 	if err := run(t, b.mux, vendorMail); err != nil {
 		t.Fatalf("vendor email after the PDF: %v", err)

@@ -109,7 +109,11 @@ func New(cfg Config, d Deps) *Worker {
 			id, _ := asynq.GetTaskID(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
-			log.Warn("task failed", "task_type", t.Type(), "task_id", id, "retry", retried, "max_retry", maxRetry,
+			lvl := slog.LevelWarn
+			if errors.Is(err, tasks.ErrNotReady) || errors.Is(err, accounting.ErrRateLimited) {
+				lvl = slog.LevelDebug // waiting, not failing
+			}
+			log.Log(ctx, lvl, "task failed", "task_type", t.Type(), "task_id", id, "retry", retried, "max_retry", maxRetry,
 				"permanent", errors.Is(err, asynq.SkipRetry), "err", err)
 		}),
 	})
@@ -154,6 +158,7 @@ func retryDelay() asynq.RetryDelayFunc {
 func handlers(cfg Config, d Deps) map[string]asynq.Handler {
 	disp := &dispatch.Handler{DB: d.DB, Client: d.Client, Accounting: d.Accounting != nil}
 	pdfs := pdf.NewHandler(d.DB, d.Blobs, cfg.PDFConcurrency)
+	pdfs.Queue = d.Client
 	reports := report.New(d.DB, d.Blobs, d.Client, cfg.Location, d.Logger)
 	cfg.Webhook.Metrics = d.Metrics
 	webhooks := webhook.NewHandler(cfg.Webhook, d.DB, d.Client, d.Logger)

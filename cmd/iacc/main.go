@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -18,6 +19,7 @@ import (
 var version = "dev"
 
 func main() {
+	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd(os.LookupEnv, os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
@@ -85,4 +87,19 @@ Configuration comes from IACC_* environment variables; see the README.`,
 		c.backupCmd(),
 	)
 	return root
+}
+
+// tuneGC sets the garbage collector for iacc's workload unless GOGC or
+// GOMEMLIMIT say otherwise: PDF rendering allocates ~1.4 MB per page of
+// short-lived memory over a small live heap, and with the default GOGC=100
+// the collector runs every few documents (measured: two render goroutines
+// barely beat one). GOGC=400 quadruples the rate; the 96 MiB soft limit
+// makes the collector work harder again before the heap grows past it.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(96 << 20)
+	}
 }

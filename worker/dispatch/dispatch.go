@@ -75,7 +75,36 @@ func (h *Handler) effects(ctx context.Context, ev store.Event) ([]Effect, error)
 		}
 		all = append(all, effs...)
 	}
-	return all, nil
+	return chainAttachments(all), nil
+}
+
+// chainAttachments moves each email that attaches a document rendered by
+// this same event into that render's Then list: the render enqueues it when
+// the PDF exists, instead of the email retrying until it does.
+func chainAttachments(effects []Effect) []Effect {
+	key := func(kind string, id int64) string { return fmt.Sprintf("%s/%d", kind, id) }
+	renders := map[string]bool{}
+	for _, e := range effects {
+		if r, ok := e.Payload.(tasks.PDFRender); ok {
+			renders[key(r.DocKind, r.SubjectID)] = true
+		}
+	}
+	chained := map[string][]tasks.EmailSend{}
+	out := make([]Effect, 0, len(effects))
+	for _, e := range effects {
+		if m, ok := e.Payload.(tasks.EmailSend); ok && m.Template == tasks.EmailPurchaseOrderVendor && renders[key(m.SubjectType, m.SubjectID)] {
+			chained[key(m.SubjectType, m.SubjectID)] = append(chained[key(m.SubjectType, m.SubjectID)], m)
+			continue
+		}
+		out = append(out, e)
+	}
+	for i, e := range out {
+		if r, ok := e.Payload.(tasks.PDFRender); ok {
+			r.Then = chained[key(r.DocKind, r.SubjectID)]
+			out[i].Payload = r
+		}
+	}
+	return out
 }
 
 // documentEffects renders the documents an event changes.

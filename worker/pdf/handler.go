@@ -20,6 +20,8 @@ import (
 
 // Handler renders documents.
 type Handler struct {
+	// Queue enqueues the follow-up tasks of a render (PDFRender.Then).
+	Queue *asynq.Client
 	db    *store.DB
 	blobs blob.Store
 	fonts *Fonts
@@ -63,6 +65,27 @@ type subject struct {
 // skipped (its own task renders a newer one); a subject that does not exist,
 // or cannot be rendered as stored, is a permanent failure.
 func (h *Handler) Handle(ctx context.Context, p tasks.PDFRender, _ *asynq.Task) error {
+	if err := h.render(ctx, p); err != nil {
+		return err
+	}
+	return h.then(ctx, p)
+}
+
+// then enqueues the tasks waiting for the document (TaskIDs keep a repeated
+// render from enqueuing them twice).
+func (h *Handler) then(ctx context.Context, p tasks.PDFRender) error {
+	if h.Queue == nil {
+		return nil
+	}
+	for _, e := range p.Then {
+		if _, err := tasks.Enqueue(ctx, h.Queue, e, e.TaskID()); err != nil {
+			return fmt.Errorf("pdf:render: enqueue the follow-up %s: %w", e.Kind(), err)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) render(ctx context.Context, p tasks.PDFRender) error {
 	var load func(ctx context.Context, tenantID, id int64) (subject, error)
 	switch p.DocKind {
 	case store.DocPurchaseOrder:
