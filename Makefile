@@ -44,6 +44,13 @@ lint: ## go vet, staticcheck and gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@if command -v shellcheck >/dev/null; then shellcheck deploy/local/*.sh deploy/validate.sh .ci/run; fi
 
+BENCH_FLAGS ?= -quiet-wait 30s
+bench: services build ## the benchmark harness: throughput and latency against the ceilings of the parts (BENCH_FLAGS=-h)
+	$(GO) run ./bench/cmd/iaccbench -bin $(BIN) $(BENCH_FLAGS)
+
+faults: services ## the fault suite: kill -9, SIGTERM, Redis and MySQL cuts against real iacc processes (FAULTS_FLAGS=-h)
+	$(GO) run ./faults/cmd/iaccfaults $(FAULTS_FLAGS)
+
 deploy-check: ## validate deploy/, the Grafana dashboards and alert rules (promtool, nginx -t, kustomize, compose config)
 	deploy/validate.sh
 

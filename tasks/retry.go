@@ -33,6 +33,11 @@ func RetryDelay(err error) (time.Duration, bool) {
 	return 0, false
 }
 
+// ErrWaiting is wrapped by a handler that gives its slot back because a
+// shared limit is reached (a webhook endpoint with enough deliveries in
+// flight): retried after the RetryIn delay, and not counted as a failure.
+var ErrWaiting = errors.New("waiting for capacity")
+
 // ErrNotReady is wrapped by a handler whose input is not there yet (an email
 // waiting for its PDF); it is retried soon.
 var ErrNotReady = errors.New("not ready yet")

@@ -102,15 +102,17 @@ func New(cfg Config, d Deps) *Worker {
 		RetryDelayFunc:           retryDelay(),
 		// Waiting for a rate limit is not a failure: it must not use up the
 		// task's retries.
-		IsFailure: func(err error) bool { return !errors.Is(err, accounting.ErrRateLimited) },
-		Logger:    asynqLogger{log},
-		LogLevel:  asynq.WarnLevel,
+		IsFailure: func(err error) bool {
+			return !errors.Is(err, accounting.ErrRateLimited) && !errors.Is(err, tasks.ErrWaiting)
+		},
+		Logger:   asynqLogger{log},
+		LogLevel: asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
 			lvl := slog.LevelWarn
-			if errors.Is(err, tasks.ErrNotReady) || errors.Is(err, accounting.ErrRateLimited) {
+			if errors.Is(err, tasks.ErrNotReady) || errors.Is(err, tasks.ErrWaiting) || errors.Is(err, accounting.ErrRateLimited) {
 				lvl = slog.LevelDebug // waiting, not failing
 			}
 			log.Log(ctx, lvl, "task failed", "task_type", t.Type(), "task_id", id, "retry", retried, "max_retry", maxRetry,
@@ -146,6 +148,11 @@ func retryDelay() asynq.RetryDelayFunc {
 		}
 		if errors.Is(err, tasks.ErrNotReady) {
 			return min(time.Duration(n+1)*time.Second, 30*time.Second)
+		}
+		if store.IsUnavailable(err) {
+			// MySQL (or a pool) is down: come back soon, it usually returns
+			// within seconds; asynq's default would wait up to minutes.
+			return min(time.Duration(n+1)*2*time.Second, 30*time.Second)
 		}
 		if b, ok := schedules[t.Type()]; ok {
 			return b.RetryDelay(n)

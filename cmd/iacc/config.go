@@ -196,7 +196,10 @@ func loadConfig(getenv envSource) (Config, error) {
 	c.RelayInterval = duration("IACC_RELAY_INTERVAL", time.Second, 10*time.Millisecond, time.Hour)
 	c.RelayGrace = duration("IACC_RELAY_GRACE", 3*time.Second, 0, time.Hour)
 	c.ReconcileInterval = duration("IACC_RECONCILE_INTERVAL", 5*time.Second, 100*time.Millisecond, time.Hour)
-	c.ReconcileLookback = duration("IACC_RECONCILE_LOOKBACK", 0, 0, 30*24*time.Hour)
+	// Redis holds retries scheduled up to a day ahead (webhooks): after it
+	// loses its data, a day of events is replayed (their effects' records
+	// make the finished ones no-ops).
+	c.ReconcileLookback = duration("IACC_RECONCILE_LOOKBACK", 26*time.Hour, 0, 30*24*time.Hour)
 
 	c.RateLimitPerToken = integer("IACC_RATE_LIMIT_PER_TOKEN", 3000, 0, 10_000_000)
 	c.RateLimitPerIP = integer("IACC_RATE_LIMIT_PER_IP", 6000, 0, 10_000_000)
@@ -232,10 +235,11 @@ func loadConfig(getenv envSource) (Config, error) {
 	c.MetricsToken = str("IACC_METRICS_TOKEN", "")
 	c.QueueMetrics = boolean("IACC_METRICS_QUEUES", true)
 	c.Webhook = webhook.Config{
-		Timeout:      duration("IACC_WEBHOOK_TIMEOUT", 15*time.Second, time.Second, 45*time.Second),
-		RetryWindow:  duration("IACC_WEBHOOK_RETRY_WINDOW", 24*time.Hour, time.Minute, 168*time.Hour),
-		DisableAfter: duration("IACC_WEBHOOK_DISABLE_AFTER", 120*time.Hour, time.Hour, 720*time.Hour),
-		Guard:        webhook.Guard{AllowPrivate: boolean("IACC_WEBHOOK_ALLOW_PRIVATE", false)},
+		Timeout:                duration("IACC_WEBHOOK_TIMEOUT", 15*time.Second, time.Second, 45*time.Second),
+		RetryWindow:            duration("IACC_WEBHOOK_RETRY_WINDOW", 24*time.Hour, time.Minute, 168*time.Hour),
+		DisableAfter:           duration("IACC_WEBHOOK_DISABLE_AFTER", 120*time.Hour, time.Hour, 720*time.Hour),
+		Guard:                  webhook.Guard{AllowPrivate: boolean("IACC_WEBHOOK_ALLOW_PRIVATE", false)},
+		MaxInFlightPerEndpoint: integer("IACC_WEBHOOK_MAX_IN_FLIGHT", 4, 1, 1000),
 	}
 	switch ports := str("IACC_WEBHOOK_ALLOWED_PORTS", ""); ports {
 	case "":

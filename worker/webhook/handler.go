@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -34,6 +36,10 @@ type Config struct {
 	DisableAfter time.Duration
 	// Guard says which destinations may be reached.
 	Guard Guard
+	// MaxInFlightPerEndpoint caps the deliveries one endpoint may have in
+	// flight in this worker process (4): a slow receiver then holds a few
+	// worker slots, not all of them, and other endpoints' deliveries go on.
+	MaxInFlightPerEndpoint int
 	// Metrics counts delivery attempts by outcome (nil: not counted).
 	Metrics *metrics.Set
 	// UserAgent is sent with every delivery.
@@ -75,11 +81,13 @@ const (
 
 // Handler delivers webhooks.
 type Handler struct {
-	cfg    Config
-	db     *store.DB
-	queue  *asynq.Client
-	client *http.Client
-	log    *slog.Logger
+	mu       sync.Mutex
+	inFlight map[int64]int // endpoint → deliveries being attempted
+	cfg      Config
+	db       *store.DB
+	queue    *asynq.Client
+	client   *http.Client
+	log      *slog.Logger
 }
 
 // NewHandler returns the webhook:deliver handler. queue is used to enqueue
@@ -89,7 +97,29 @@ func NewHandler(cfg Config, db *store.DB, queue *asynq.Client, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{cfg: cfg, db: db, queue: queue, client: NewClient(cfg.Guard, cfg.Timeout), log: log}
+	if cfg.MaxInFlightPerEndpoint <= 0 {
+		cfg.MaxInFlightPerEndpoint = 4
+	}
+	return &Handler{cfg: cfg, db: db, queue: queue, client: NewClient(cfg.Guard, cfg.Timeout), log: log, inFlight: map[int64]int{}}
+}
+
+// acquire takes one of the endpoint's in-flight slots.
+func (h *Handler) acquire(endpointID int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inFlight[endpointID] >= h.cfg.MaxInFlightPerEndpoint {
+		return false
+	}
+	h.inFlight[endpointID]++
+	return true
+}
+
+func (h *Handler) release(endpointID int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inFlight[endpointID]--; h.inFlight[endpointID] <= 0 {
+		delete(h.inFlight, endpointID)
+	}
 }
 
 // message is the body of every delivery (Standard Webhooks).
@@ -149,6 +179,11 @@ func (h *Handler) Handle(ctx context.Context, p tasks.WebhookDeliver, _ *asynq.T
 	if err != nil {
 		return tasks.Permanent(err)
 	}
+	if !h.acquire(ep.ID) {
+		wait := time.Second + time.Duration(rand.Int64N(int64(2*time.Second)))
+		return tasks.RetryIn(wait, fmt.Errorf("webhook endpoint %d has %d deliveries in flight: %w", ep.ID, h.cfg.MaxInFlightPerEndpoint, tasks.ErrWaiting))
+	}
+	defer h.release(ep.ID)
 	ok, err := store.ClaimWebhookDelivery(ctx, h.db, d.ID, d.Round, time.Now().Add(h.cfg.Timeout+leaseMargin))
 	if err != nil {
 		return err
