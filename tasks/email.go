@@ -37,6 +37,7 @@ const (
 	EmailPaymentRemittance    = "payment_remittance"        // the vendor: remittance advice
 	EmailPaymentRecorded      = "payment_recorded"          // accounting: a payment recorded
 	EmailWebhookDisabled      = "webhook_endpoint_disabled" // tenant admins: SubjectID is the endpoint
+	EmailReportReady          = "report_ready"              // management: the nightly report, PDF and CSV attached
 	EmailNotice               = "notice"                    // anyone: Title and Body from the payload, Key required
 )
 
@@ -46,6 +47,12 @@ func (EmailSend) Kind() string { return "email:send" }
 // Options implements Payload.
 func (EmailSend) Options() Options {
 	return Options{Queue: QueueDefault, MaxRetry: 12, Timeout: time.Minute, Retention: time.Hour}
+}
+
+// AttachesDocument reports whether the email attaches its subject's PDF
+// (dispatch then chains it on the render: PDFRender.Then).
+func (e EmailSend) AttachesDocument() bool {
+	return e.Template == EmailPurchaseOrderVendor || e.Template == EmailReportReady
 }
 
 // DedupeKey identifies the email across retries and duplicate tasks.

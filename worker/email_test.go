@@ -30,10 +30,12 @@ import (
 )
 
 type mailBundle struct {
-	db   *store.DB
-	insp *asynq.Inspector
-	mux  asynq.Handler
-	srv  *smtptest.Server
+	blobs  *blob.Dir
+	client *asynq.Client
+	db     *store.DB
+	insp   *asynq.Inspector
+	mux    asynq.Handler
+	srv    *smtptest.Server
 }
 
 func setupMail(t *testing.T) mailBundle {
@@ -53,7 +55,7 @@ func setupMail(t *testing.T) mailBundle {
 	t.Cleanup(func() { _ = client.Close() })
 	w := worker.New(worker.Config{}, worker.Deps{DB: db, Redis: rdb.Client, Client: client, Blobs: blobs, Mailer: mailer})
 	t.Cleanup(w.Shutdown)
-	return mailBundle{db: db, insp: asynq.NewInspectorFromRedisClient(rdb.Client), mux: w.Handler(), srv: srv}
+	return mailBundle{blobs: blobs, client: client, db: db, insp: asynq.NewInspectorFromRedisClient(rdb.Client), mux: w.Handler(), srv: srv}
 }
 
 // pending drains the default queue: it returns its tasks and deletes them.

@@ -92,7 +92,7 @@ func chainAttachments(effects []Effect) []Effect {
 	chained := map[string][]tasks.EmailSend{}
 	out := make([]Effect, 0, len(effects))
 	for _, e := range effects {
-		if m, ok := e.Payload.(tasks.EmailSend); ok && m.Template == tasks.EmailPurchaseOrderVendor && renders[key(m.SubjectType, m.SubjectID)] {
+		if m, ok := e.Payload.(tasks.EmailSend); ok && m.AttachesDocument() && renders[key(m.SubjectType, m.SubjectID)] {
 			chained[key(m.SubjectType, m.SubjectID)] = append(chained[key(m.SubjectType, m.SubjectID)], m)
 			continue
 		}

@@ -24,6 +24,7 @@ type emailBody struct {
 //	purchase_order.created  the vendor (order PDF attached); accounting and management
 //	invoice.created         accounting
 //	payment.recorded        the vendor (remittance advice); accounting
+//	report.ready            management (report PDF and CSV attached)
 //
 // (The webhook worker enqueues webhook_endpoint_disabled emails itself.)
 //
@@ -31,7 +32,7 @@ type emailBody struct {
 // appears once per template, so the TaskID (from the dedupe key) is stable.
 func (h *Handler) emailEffects(ctx context.Context, ev store.Event) ([]Effect, error) {
 	switch ev.Type {
-	case store.EventPurchaseOrderCreated, store.EventInvoiceCreated, store.EventPaymentRecorded:
+	case store.EventPurchaseOrderCreated, store.EventInvoiceCreated, store.EventPaymentRecorded, store.EventReportReady:
 	default:
 		return nil, nil
 	}
@@ -66,6 +67,8 @@ func (h *Handler) emailEffects(ctx context.Context, ev store.Event) ([]Effect, e
 		send(tasks.EmailPurchaseOrderCreated, store.DocPurchaseOrder, version, append(append([]string{}, accounting...), tenant.Settings.ManagementEmails...)...)
 	case store.EventInvoiceCreated:
 		send(tasks.EmailInvoiceCreated, store.DocInvoice, 0, accounting...)
+	case store.EventReportReady:
+		send(tasks.EmailReportReady, store.DocReport, max(b.Version, 1), tenant.Settings.ManagementEmails...)
 	case store.EventPaymentRecorded:
 		vendor, err := h.vendorEmail(ctx, ev, b.VendorID)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/shopspring/decimal"
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/iacc/iacc/blob"
@@ -30,6 +31,7 @@ const (
 	SubjectInvoice         = "invoice"
 	SubjectPayment         = "payment"
 	SubjectWebhookEndpoint = "webhook_endpoint"
+	SubjectReport          = "report"
 )
 
 // subjectTypes is what each template is about ("" : anything).
@@ -43,6 +45,8 @@ func subjectType(template string) string {
 		return SubjectPayment
 	case tasks.EmailWebhookDisabled:
 		return SubjectWebhookEndpoint
+	case tasks.EmailReportReady:
+		return SubjectReport
 	}
 	return ""
 }
@@ -225,6 +229,14 @@ type composed struct {
 	attachName string
 	attachment []byte
 	attachType gomail.ContentType
+	// extra are further attachments (the report's CSV).
+	extra []attachmentFile
+}
+
+type attachmentFile struct {
+	name string
+	data []byte
+	typ  gomail.ContentType
 }
 
 // compose loads what the template shows. A subject that does not exist is
@@ -286,6 +298,16 @@ func (h *Handler) compose(ctx context.Context, p tasks.EmailSend) (composed, err
 		d.Payment = &PaymentData{Amount: money(pay.Currency, pay.Amount.StringFixed(2)), PaidAt: pay.PaidAt.UTC().Format(time.DateOnly),
 			Reference: pay.Reference}
 		vendorFacing = p.Template == tasks.EmailPaymentRemittance
+	case tasks.EmailReportReady:
+		r, err := store.GetReport(ctx, h.db, p.TenantID, p.SubjectID)
+		if err != nil {
+			return c, permanentIfMissing(err)
+		}
+		d.Report = reportData(r)
+		if err := h.attachReport(ctx, &c, p, r); err != nil {
+			return c, err
+		}
+		d.AttachmentName = c.attachName
 	case tasks.EmailWebhookDisabled:
 		d.Endpoint = &EndpointData{ID: p.SubjectID}
 		n, err := store.GetWebhookEndpointNotice(ctx, h.db, p.TenantID, p.SubjectID)
@@ -393,6 +415,11 @@ func (h *Handler) message(p tasks.EmailSend, e store.Email, c composed) (*gomail
 			return nil, fmt.Errorf("attach %s: %w", c.attachName, err)
 		}
 	}
+	for _, a := range c.extra {
+		if err := m.AttachReader(a.name, bytes.NewReader(a.data), gomail.WithFileContentType(a.typ)); err != nil {
+			return nil, fmt.Errorf("attach %s: %w", a.name, err)
+		}
+	}
 	return m, nil
 }
 
@@ -435,4 +462,80 @@ func invoiceData(inv store.Invoice) *InvoiceData {
 		Status: inv.Status, DueDate: inv.DueDate.Format(time.DateOnly), Amount: money(inv.Currency, inv.Amount.StringFixed(2)),
 		Paid: money(inv.Currency, inv.PaidAmount.StringFixed(2)), Outstanding: money(inv.Currency, inv.Outstanding().StringFixed(2)),
 		FullyPaid: inv.Status == store.InvoicePaid}
+}
+
+// attachReport attaches the report's PDF (of the email's version, or the
+// current one; not rendered yet is ErrNotReady) and its CSV.
+func (h *Handler) attachReport(ctx context.Context, c *composed, p tasks.EmailSend, r store.Report) error {
+	day := r.Day.Format(time.DateOnly)
+	doc, err := store.GetDocument(ctx, h.db, p.TenantID, store.DocReport, r.ID, r.Version)
+	if errors.Is(err, store.ErrNotFound) {
+		retries, _ := asynq.GetRetryCount(ctx)
+		return tasks.RetryIn(notReadyDelay(retries),
+			fmt.Errorf("email %s of report %s: PDF v%d not rendered yet: %w", p.Template, day, r.Version, tasks.ErrNotReady))
+	}
+	if err != nil {
+		return err
+	}
+	pdfBytes, err := h.readBlob(ctx, doc.BlobKey)
+	if err != nil {
+		return fmt.Errorf("report %s PDF: %w", day, err)
+	}
+	csvBytes, err := h.readBlob(ctx, r.CSVKey)
+	if err != nil {
+		return fmt.Errorf("report %s CSV: %w", day, err)
+	}
+	c.attachName, c.attachment, c.attachType = "report-"+day+".pdf", pdfBytes, gomail.ContentType("application/pdf")
+	c.extra = append(c.extra, attachmentFile{name: "report-" + day + ".csv", data: csvBytes, typ: gomail.ContentType("text/csv")})
+	return nil
+}
+
+func (h *Handler) readBlob(ctx context.Context, key string) ([]byte, error) {
+	if h.blobs == nil {
+		return nil, errors.New("email: no blob store configured")
+	}
+	rc, err := h.blobs.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxAttachment+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxAttachment {
+		return nil, tasks.Permanent(fmt.Errorf("attachment %s is over %d bytes", key, maxAttachment))
+	}
+	return b, nil
+}
+
+// reportData sums a report's sections per currency for the email body.
+func reportData(r store.Report) *ReportData {
+	sum := func(rows []store.ReportRow, noun string) []string {
+		type tot struct {
+			n   int
+			amt decimal.Decimal
+		}
+		by := map[string]*tot{}
+		var order []string
+		for _, row := range rows {
+			t, ok := by[row.Currency]
+			if !ok {
+				t = &tot{}
+				by[row.Currency] = t
+				order = append(order, row.Currency)
+			}
+			t.n += row.Count
+			if a, err := decimal.NewFromString(row.Total); err == nil {
+				t.amt = t.amt.Add(a)
+			}
+		}
+		out := []string{}
+		for _, cur := range order {
+			out = append(out, fmt.Sprintf("%d %s, %s", by[cur].n, noun, money(cur, by[cur].amt.StringFixed(2))))
+		}
+		return out
+	}
+	return &ReportData{Day: r.Day.Format(time.DateOnly), Orders: sum(r.Data.Orders.ByStatus, "orders"),
+		Invoices: sum(r.Data.Invoices.ByStatus, "invoices"), Payments: sum(r.Data.Payments.ByVendor, "payments"), Overdue: len(r.Data.Overdue)}
 }

@@ -21,7 +21,7 @@ var templateFS embed.FS
 func TemplateNames() []string {
 	return []string{
 		tasks.EmailPurchaseOrderVendor, tasks.EmailPurchaseOrderCreated, tasks.EmailInvoiceCreated,
-		tasks.EmailPaymentRemittance, tasks.EmailPaymentRecorded, tasks.EmailWebhookDisabled, tasks.EmailNotice,
+		tasks.EmailPaymentRemittance, tasks.EmailPaymentRecorded, tasks.EmailWebhookDisabled, tasks.EmailNotice, tasks.EmailReportReady,
 	}
 }
 
@@ -40,6 +40,16 @@ type Data struct {
 	Payment        *PaymentData
 	Endpoint       *EndpointData
 	Notice         *NoticeData
+	Report         *ReportData
+}
+
+// ReportData describes a nightly report.
+type ReportData struct {
+	Day      string
+	Orders   []string // "3 orders, 350.50 EUR" per currency
+	Invoices []string
+	Payments []string
+	Overdue  int
 }
 
 // TenantData describes the sending organisation.

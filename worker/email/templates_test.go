@@ -19,6 +19,7 @@ func sampleData() Data {
 		Payment:  &PaymentData{Amount: "EUR 40.00", PaidAt: "2024-06-01", Reference: "SEPA-1"},
 		Endpoint: &EndpointData{ID: 3, URL: "https://hooks.example.com/a?b=<c>", Reason: "deliveries to it kept failing."},
 		Notice:   &NoticeData{Title: "Backup\nfailed", Body: "line one\nline <two>\n\nsecond paragraph"},
+		Report:   &ReportData{Day: "2024-06-01", Orders: []string{"3 orders, EUR 350.50"}, Overdue: 1},
 	}
 }
 
