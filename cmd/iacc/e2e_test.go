@@ -27,6 +27,7 @@ import (
 // wires it, on a private database and Redis DB index.
 type stack struct {
 	t      *testing.T
+	env    map[string]string // the configuration the stack runs with
 	db     *store.DB
 	base   string
 	token  string
@@ -89,7 +90,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		r.stop(ctx)
 		d.Close()
 	})
-	s := &stack{t: t, db: db, base: "http://" + ln.Addr().String(), run: r}
+	s := &stack{t: t, env: env, db: db, base: "http://" + ln.Addr().String(), run: r}
 	ten, err := store.CreateTenant(context.Background(), db, fmt.Sprintf("e2e-%d", time.Now().UnixNano()), o.settings)
 	if err != nil {
 		t.Fatal(err)

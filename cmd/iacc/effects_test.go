@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/iacc/iacc/store"
@@ -78,6 +80,9 @@ func TestOrderOverHTTPProducesEveryEffect(t *testing.T) {
 	if !strings.HasPrefix(ep.Secret, "whsec_") {
 		t.Fatalf("webhook secret %q", ep.Secret)
 	}
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
+	defer failing.Close()
+	s.do("POST", "/api/webhooks", map[string]any{"url": failing.URL, "event_types": []string{store.EventPurchaseOrderCreated}}, http.StatusCreated, nil)
 
 	po := s.createOrder()
 	s.fetchPDF(po.ID, 30*time.Second)
@@ -124,7 +129,7 @@ func TestOrderOverHTTPProducesEveryEffect(t *testing.T) {
 	waitFor(t, 10*time.Second, "the task records", func() bool {
 		return s.count(`SELECT COUNT(*) FROM task_runs WHERE state = 'completed'`) >= 5
 	})
-	if n := len(hooks.received()); n != 1 {
+	if n := len(hooks.received()); n != 1 { // the healthy endpoint
 		t.Errorf("webhook received %d times", n)
 	}
 	if n := len(smtp.Messages()); n != 3 {
@@ -156,6 +161,20 @@ func TestOrderOverHTTPProducesEveryEffect(t *testing.T) {
 		}
 	}
 
+	// A backup, run as ops would.
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := maps.Clone(s.env)
+	env["IACC_BACKUP_AGE_RECIPIENT"], env["IACC_BACKUP_DIR"] = id.Recipient().String(), t.TempDir()
+	if out, err := runCLI(t, env, "backup", "run"); err != nil {
+		t.Fatalf("backup run: %v\n%s", err, out)
+	}
+	waitFor(t, 30*time.Second, "a failed delivery to the failing endpoint", func() bool {
+		return s.count(`SELECT COUNT(*) FROM webhook_attempts WHERE status_code = 500`) >= 1
+	})
+
 	// The metrics tell the same story.
 	body := s.do("GET", "/metrics", nil, http.StatusOK, nil)
 	for _, want := range []string{
@@ -166,15 +185,16 @@ func TestOrderOverHTTPProducesEveryEffect(t *testing.T) {
 		`iacc_task_duration_seconds_count{queue="critical",type="webhook:deliver"}`,
 		`iacc_outbox_publish_total{path="fast",result="published"}`,
 		`iacc_webhook_deliveries_total{outcome="succeeded"} 1`,
+		`iacc_webhook_deliveries_total{outcome="failed"}`,
+		`iacc_webhook_endpoints{state="enabled"} 2`,
+		`iacc_backup_last_run_succeeded 1`,
 		`iacc_emails_total{result="sent"} 3`,
 		`iacc_accounting_syncs_total{state="synced"}`,
 		`iacc_outbox_pending{stage="unpublished"} 0`,
-		`iacc_webhook_endpoints{state="enabled"} 1`,
 		`asynq_queue_size{queue="default"}`,
 		`go_sql_open_connections{db_name="iacc"}`,
 		`iacc_redis_pool{stat="total_conns"}`,
 		`iacc_build_info{version=`,
-		`iacc_backup_`,
 	} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
