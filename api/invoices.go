@@ -137,11 +137,9 @@ func (s *Server) listInvoices(c *fiber.Ctx) error {
 		return err
 	}
 	p := principal(c)
-	if p.VendorID != 0 {
-		if f.VendorID != 0 && f.VendorID != p.VendorID {
-			return c.JSON(listResponse[invoiceResponse]{Data: []invoiceResponse{}, Meta: listMeta{page, perPage, 0}})
-		}
-		f.VendorID = p.VendorID
+	var nothing bool
+	if f.VendorID, nothing = scopeVendorFilter(p, f.VendorID); nothing {
+		return c.JSON(listResponse[invoiceResponse]{Data: []invoiceResponse{}, Meta: listMeta{page, perPage, 0}})
 	}
 	ctx, cancel := s.requestCtx(c)
 	defer cancel()

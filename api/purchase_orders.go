@@ -239,11 +239,9 @@ func (s *Server) listPurchaseOrders(c *fiber.Ctx) error {
 		return err
 	}
 	p := principal(c)
-	if p.VendorID != 0 {
-		if f.VendorID != 0 && f.VendorID != p.VendorID {
-			return c.JSON(listResponse[poResponse]{Data: []poResponse{}, Meta: listMeta{page, perPage, 0}})
-		}
-		f.VendorID = p.VendorID
+	var nothing bool
+	if f.VendorID, nothing = scopeVendorFilter(p, f.VendorID); nothing {
+		return c.JSON(listResponse[poResponse]{Data: []poResponse{}, Meta: listMeta{page, perPage, 0}})
 	}
 	key := fmt.Sprintf("pos:%s:%d:%d:%s:%d", scopeKey(p), page, perPage, f.Status, f.VendorID)
 	return s.cachedRead(c, p.TenantID, key, func(ctx context.Context) (any, error) {

@@ -65,3 +65,15 @@ func loadScoped[T any](ctx context.Context, c *fiber.Ctx, db store.Querier, what
 	}
 	return v, err
 }
+
+// scopeVendorFilter narrows a list's vendor filter to the caller's vendor:
+// a vendor user asking for another vendor's rows gets nothing (true).
+func scopeVendorFilter(p Principal, requested int64) (int64, bool) {
+	if p.VendorID == 0 {
+		return requested, false
+	}
+	if requested != 0 && requested != p.VendorID {
+		return 0, true
+	}
+	return p.VendorID, false
+}
