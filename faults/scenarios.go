@@ -123,9 +123,9 @@ func slowBurst(ctx context.Context, s *Suite, r *Result, name string, kill bool)
 		return err
 	}
 	if err := pollUntil(ctx, time.Minute, 10*time.Millisecond, "slow webhook deliveries in flight", func() (bool, error) {
-		// At most IACC_WEBHOOK_MAX_IN_FLIGHT (4) deliveries per endpoint run
-		// at once: kill with several of them in flight.
-		return slow.Inflight() >= 3, nil
+		// At most IACC_WEBHOOK_MAX_IN_FLIGHT (10) deliveries per endpoint
+		// run at once: kill with several of them in flight.
+		return slow.Inflight() >= 5, nil
 	}); err != nil {
 		return err
 	}

@@ -112,8 +112,8 @@ func New(cfg Config, d Deps) *Worker {
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
 			lvl := slog.LevelWarn
-			if errors.Is(err, tasks.ErrNotReady) || errors.Is(err, tasks.ErrWaiting) || errors.Is(err, accounting.ErrRateLimited) {
-				lvl = slog.LevelDebug // waiting, not failing
+			if waiting(err) {
+				lvl = slog.LevelDebug
 			}
 			log.Log(ctx, lvl, "task failed", "task_type", t.Type(), "task_id", id, "retry", retried, "max_retry", maxRetry,
 				"permanent", errors.Is(err, asynq.SkipRetry), "err", err)
@@ -218,7 +218,7 @@ func logTasks(log *slog.Logger) asynq.MiddlewareFunc {
 			id, _ := asynq.GetTaskID(ctx)
 			err := next.ProcessTask(ctx, t)
 			lvl := slog.LevelDebug
-			if err != nil {
+			if err != nil && !waiting(err) {
 				lvl = slog.LevelWarn
 			}
 			log.Log(ctx, lvl, "task processed", "task_type", t.Type(), "task_id", id,
@@ -226,6 +226,12 @@ func logTasks(log *slog.Logger) asynq.MiddlewareFunc {
 			return err
 		})
 	}
+}
+
+// waiting reports whether a task's error means "not yet" rather than
+// "failed": its input is not ready, or a limit makes it wait its turn.
+func waiting(err error) bool {
+	return errors.Is(err, tasks.ErrNotReady) || errors.Is(err, tasks.ErrWaiting) || errors.Is(err, accounting.ErrRateLimited)
 }
 
 // measureTasks counts and times every task run by type and queue.

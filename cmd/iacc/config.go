@@ -239,7 +239,7 @@ func loadConfig(getenv envSource) (Config, error) {
 		RetryWindow:            duration("IACC_WEBHOOK_RETRY_WINDOW", 24*time.Hour, time.Minute, 168*time.Hour),
 		DisableAfter:           duration("IACC_WEBHOOK_DISABLE_AFTER", 120*time.Hour, time.Hour, 720*time.Hour),
 		Guard:                  webhook.Guard{AllowPrivate: boolean("IACC_WEBHOOK_ALLOW_PRIVATE", false)},
-		MaxInFlightPerEndpoint: integer("IACC_WEBHOOK_MAX_IN_FLIGHT", 4, 1, 1000),
+		MaxInFlightPerEndpoint: integer("IACC_WEBHOOK_MAX_IN_FLIGHT", 10, 1, 1000),
 	}
 	switch ports := str("IACC_WEBHOOK_ALLOWED_PORTS", ""); ports {
 	case "":

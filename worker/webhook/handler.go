@@ -37,7 +37,7 @@ type Config struct {
 	// Guard says which destinations may be reached.
 	Guard Guard
 	// MaxInFlightPerEndpoint caps the deliveries one endpoint may have in
-	// flight in this worker process (4): a slow receiver then holds a few
+	// flight in this worker process (10): a slow receiver then holds some
 	// worker slots, not all of them, and other endpoints' deliveries go on.
 	MaxInFlightPerEndpoint int
 	// Metrics counts delivery attempts by outcome (nil: not counted).
@@ -98,7 +98,7 @@ func NewHandler(cfg Config, db *store.DB, queue *asynq.Client, log *slog.Logger)
 		log = slog.Default()
 	}
 	if cfg.MaxInFlightPerEndpoint <= 0 {
-		cfg.MaxInFlightPerEndpoint = 4
+		cfg.MaxInFlightPerEndpoint = 10
 	}
 	return &Handler{cfg: cfg, db: db, queue: queue, client: NewClient(cfg.Guard, cfg.Timeout), log: log, inFlight: map[int64]int{}}
 }
@@ -180,7 +180,7 @@ func (h *Handler) Handle(ctx context.Context, p tasks.WebhookDeliver, _ *asynq.T
 		return tasks.Permanent(err)
 	}
 	if !h.acquire(ep.ID) {
-		wait := time.Second + time.Duration(rand.Int64N(int64(2*time.Second)))
+		wait := 200*time.Millisecond + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
 		return tasks.RetryIn(wait, fmt.Errorf("webhook endpoint %d has %d deliveries in flight: %w", ep.ID, h.cfg.MaxInFlightPerEndpoint, tasks.ErrWaiting))
 	}
 	defer h.release(ep.ID)
