@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
@@ -164,6 +165,14 @@ func (r *jobsRig) close() {
 
 func runJobs(ctx context.Context, h *Harness) ([]Row, error) {
 	h.StopServer() // no child worker may take these tasks
+	// The worker runs in this process: give it the garbage collector
+	// settings iacc gives itself (cmd/iacc tuneGC), for every step.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(96 << 20))
+	}
 	rig := &jobsRig{rdb: redis.NewClient(&redis.Options{Addr: h.cfg.RedisAddr, DB: h.cfg.RedisDB, PoolSize: 64})}
 	defer rig.close()
 	rig.client = asynq.NewClientFromRedisClient(rig.rdb)
@@ -238,7 +247,7 @@ func runJobs(ctx context.Context, h *Harness) ([]Row, error) {
 		},
 	})
 	ceilRow := jobsRow(scenario, fmt.Sprintf("ceiling: raw asynq, no-op handler, %d pdf:render", nTasks), ceil)
-	ceilRow.note("the same asynq.Config as worker.New's (concurrency 20, poll 20ms, 3 weighted queues); tasks pre-filled before the server starts")
+	ceilRow.note("the same asynq.Config as worker.New's (concurrency 20, poll 20ms, 3 weighted queues) and iacc's GC settings (GOGC=400, 96 MiB soft limit); tasks pre-filled before the server starts")
 	rows = append(rows, ceilRow)
 	if err != nil {
 		return rows, err

@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"mime"
+	"net/http"
+	"net/smtp"
+	"strings"
+	"testing"
+)
+
+// The receiver matches webhooks by the order number in their body and
+// emails by the number in their (possibly encoded) subject, keeping the
+// first arrival and counting repeated webhook-ids.
+func TestE2EReceiverMatchesOrders(t *testing.T) {
+	r, err := startE2EReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+
+	hook := func(id, body string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", r.hookURL, strings.NewReader(body))
+		req.Header.Set("webhook-id", id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("webhook answered %d", resp.StatusCode)
+		}
+	}
+	hook("msg_1", `{"type":"purchase_order.created","timestamp":"2026-01-01T00:00:00Z","data":{"id":42,"number":"PO-000042"}}`)
+	first, _, _ := r.arrivals("PO-000042")
+	hook("msg_1", `{"type":"purchase_order.created","data":{"number":"PO-000042"}}`) // a redelivery
+	hook("msg_2", `not json`)
+
+	mail := func(subject string) {
+		t.Helper()
+		msg := "From: iacc <no-reply@localhost>\r\nTo: orders@vendor.test\r\nSubject: " + subject + "\r\n\r\nHello.\r\n"
+		if err := smtp.SendMail(r.smtpAddr, nil, "no-reply@localhost", []string{"orders@vendor.test"}, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mail(mime.QEncoding.Encode("utf-8", "Purchase order PO-000042 from Müller & Söhne"))
+	mail("New purchase order PO-000042 to Vendor 01 (EUR 125.50)")
+	mail("Something else")
+
+	h, v, in := r.arrivals("PO-000042")
+	if h.IsZero() || v.IsZero() || in.IsZero() {
+		t.Fatalf("arrivals of PO-000042: webhook %v, vendor %v, accounting %v", h, v, in)
+	}
+	if !h.Equal(first) {
+		t.Errorf("the redelivery replaced the first arrival")
+	}
+	if h, v, in := r.arrivals("PO-000043"); !h.IsZero() || !v.IsZero() || !in.IsZero() {
+		t.Errorf("PO-000043 never sent, got %v %v %v", h, v, in)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hookIDs["msg_1"] != 2 || r.badHooks != 1 || r.other != 1 {
+		t.Errorf("hookIDs %v, bad %d, other emails %d; want msg_1 twice, 1 bad, 1 other", r.hookIDs, r.badHooks, r.other)
+	}
+}
+
+func TestSQLQuote(t *testing.T) {
+	for in, want := range map[string]string{`O'Brien`: `O''Brien`, `a\b`: `a\\b`, "Müller": "Müller"} {
+		if got := sqlQuote(in); got != want {
+			t.Errorf("sqlQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
