@@ -324,7 +324,13 @@ func TestRenderPurchaseOrderDeterministic(t *testing.T) {
 	if bytes.Contains(first[0], []byte("/FontFile2")) || !bytes.Contains(first[1], []byte("/FontFile2")) {
 		t.Fatal("the two orders do not cover both faces")
 	}
-	time.Sleep(1100 * time.Millisecond) // would change a time.Now()-based date
+	// The dates in the file are the order's, not the clock's.
+	for i, po := range pos {
+		want := "/CreationDate (D:" + po.CreatedAt.UTC().Format("20060102150405") + ")"
+		if !bytes.Contains(first[i], []byte(want)) {
+			t.Fatalf("order %d: no %s in the PDF", i, want)
+		}
+	}
 	// Another Fonts value (another process) renders the same bytes too.
 	other, err := LoadFonts()
 	if err != nil {
@@ -357,7 +363,10 @@ func TestRenderPurchaseOrderZeroCreatedAtDeterministic(t *testing.T) {
 	po := samplePO()
 	po.CreatedAt = time.Time{}
 	a := render(t, po)
-	time.Sleep(1100 * time.Millisecond)
+	// Not the clock: a fixed date stands in for the missing one.
+	if bytes.Contains(a, []byte("/CreationDate (D:"+time.Now().UTC().Format("20060102"))) {
+		t.Fatal("a zero CreatedAt renders today's date")
+	}
 	if b := render(t, po); !bytes.Equal(a, b) {
 		t.Fatal("renders with a zero CreatedAt differ")
 	}
