@@ -111,6 +111,12 @@ func fiberProblem(fe *fiber.Error) *Problem {
 	switch fe.Code {
 	case fiber.StatusRequestEntityTooLarge:
 		return newProblem(fe.Code, "too-large", "the request body is larger than the limit")
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		// The headers did not fit the read buffer, so nothing was parsed and
+		// no handler ran. In practice this is an oversized bearer token (a
+		// real one is well under 1 KB): answer it as the invalid credential
+		// it is, at once.
+		return errUnauthorized("the request headers are too large; a bearer token is at most 4 KB")
 	case fiber.StatusNotFound:
 		return newProblem(fe.Code, "not-found", "no such route")
 	case fiber.StatusMethodNotAllowed:
