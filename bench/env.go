@@ -321,16 +321,17 @@ func orderPayloads(f fixture, n int) ([]orderPayload, error) {
 	return out, nil
 }
 
-// seedOrders creates n orders of f directly through the store (not
-// measured), marking their outbox events published in the same transaction
-// so that the relay of a running child does not render PDFs for them.
-func (h *Harness) seedOrders(ctx context.Context, f fixture, n int) ([]int64, error) {
+// createOrders creates n orders of f directly through the store (not
+// measured), 16 at a time; then, when set, runs in each order's own
+// transaction. It returns the orders and their events.
+func (h *Harness) createOrders(ctx context.Context, f fixture, n int,
+	then func(tx *sql.Tx, c store.CreatedPurchaseOrder) error) ([]store.CreatedPurchaseOrder, error) {
 	payloads, err := orderPayloads(f, h.cfg.Items)
 	if err != nil {
 		return nil, err
 	}
 	const workers = 16
-	ids := make([][]int64, workers)
+	made := make([][]store.CreatedPurchaseOrder, workers)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -338,30 +339,43 @@ func (h *Harness) seedOrders(ctx context.Context, f fixture, n int) ([]int64, er
 			for i := w; i < n && ctx.Err() == nil; i += workers {
 				in := payloads[i%len(payloads)].In
 				in.RequestID = randomHex(12)
-				var id int64
+				var c store.CreatedPurchaseOrder
 				err := h.db.InTx(ctx, func(tx *sql.Tx) error {
-					c, err := store.CreatePurchaseOrder(ctx, tx, in)
-					if err != nil {
+					var err error
+					if c, err = store.CreatePurchaseOrder(ctx, tx, in); err != nil || then == nil {
 						return err
 					}
-					id = c.Order.ID
-					return store.MarkPublished(ctx, tx, c.Event.ID)
+					return then(tx, c)
 				})
 				if err != nil {
 					errs[w] = err
 					return
 				}
-				ids[w] = append(ids[w], id)
+				made[w] = append(made[w], c)
 			}
 		})
 	}
 	wg.Wait()
-	var all []int64
-	for w := range workers {
-		if errs[w] != nil {
-			return nil, fmt.Errorf("seed orders: %w", errs[w])
-		}
-		all = append(all, ids[w]...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("create orders: %w", err)
+	}
+	var all []store.CreatedPurchaseOrder
+	for _, m := range made {
+		all = append(all, m...)
 	}
 	return all, ctx.Err()
+}
+
+// seedOrders creates n orders of f, marking their outbox events published
+// in the same transaction so that the relay of a running child does not
+// render PDFs for them. It returns their ids.
+func (h *Harness) seedOrders(ctx context.Context, f fixture, n int) ([]int64, error) {
+	made, err := h.createOrders(ctx, f, n, func(tx *sql.Tx, c store.CreatedPurchaseOrder) error {
+		return store.MarkPublished(ctx, tx, c.Event.ID)
+	})
+	ids := make([]int64, len(made))
+	for i, c := range made {
+		ids[i] = c.Order.ID
+	}
+	return ids, err
 }

@@ -574,49 +574,15 @@ func (h *Harness) jobsFixture(ctx context.Context) (fixture, error) {
 // documents row (as if its PDF had been rendered), and returns the orders
 // and their (unpublished) purchase_order.created events.
 func (h *Harness) jobsOrders(ctx context.Context, f fixture, n int) (orders, events []int64, err error) {
-	payloads, err := orderPayloads(f, h.cfg.Items)
-	if err != nil {
-		return nil, nil, err
+	made, err := h.createOrders(ctx, f, n, func(tx *sql.Tx, c store.CreatedPurchaseOrder) error {
+		_, err := store.PutDocument(ctx, tx, store.Document{TenantID: f.TenantID, Kind: store.DocPurchaseOrder,
+			SubjectID: c.Order.ID, Version: c.Order.Version, BlobKey: pdf.BlobKey(f.TenantID, store.DocPurchaseOrder, c.Order.ID, c.Order.Version),
+			ContentType: "application/pdf", Size: 1, SHA256: "bench"})
+		return err
+	})
+	for _, c := range made {
+		orders = append(orders, c.Order.ID)
+		events = append(events, c.Event.ID)
 	}
-	const workers = 16
-	type made struct{ order, event int64 }
-	out := make([][]made, workers)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n && ctx.Err() == nil; i += workers {
-				in := payloads[i%len(payloads)].In
-				in.RequestID = randomHex(12)
-				var m made
-				err := h.db.InTx(ctx, func(tx *sql.Tx) error {
-					c, err := store.CreatePurchaseOrder(ctx, tx, in)
-					if err != nil {
-						return err
-					}
-					m = made{c.Order.ID, c.Event.ID}
-					_, err = store.PutDocument(ctx, tx, store.Document{TenantID: f.TenantID, Kind: store.DocPurchaseOrder,
-						SubjectID: c.Order.ID, Version: c.Order.Version, BlobKey: pdf.BlobKey(f.TenantID, store.DocPurchaseOrder, c.Order.ID, c.Order.Version),
-						ContentType: "application/pdf", Size: 1, SHA256: "bench"})
-					return err
-				})
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				out[w] = append(out[w], m)
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, nil, fmt.Errorf("create orders: %w", err)
-	}
-	for _, ms := range out {
-		for _, m := range ms {
-			orders = append(orders, m.order)
-			events = append(events, m.event)
-		}
-	}
-	return orders, events, ctx.Err()
+	return orders, events, err
 }
