@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,9 +30,8 @@ type readCache struct {
 	mu    sync.Mutex
 	dirty map[int64]bool // tenants whose generation bump has not reached Redis
 
-	hits, misses atomic.Int64
-	metrics      *metrics.Set
-	gate         *redisGate
+	metrics *metrics.Set
+	gate    *redisGate
 }
 
 const cacheTimeout = 100 * time.Millisecond
@@ -42,15 +40,8 @@ func newReadCache(rdb redis.UniversalClient, ttl time.Duration, log *slog.Logger
 	return &readCache{rdb: rdb, ttl: ttl, log: log, dirty: map[int64]bool{}, metrics: m, gate: gate}
 }
 
-func (rc *readCache) hit() {
-	rc.hits.Add(1)
-	rc.metrics.CacheRequests.WithLabelValues("hit").Inc()
-}
-
-func (rc *readCache) miss() {
-	rc.misses.Add(1)
-	rc.metrics.CacheRequests.WithLabelValues("miss").Inc()
-}
+func (rc *readCache) hit()  { rc.metrics.CacheRequests.WithLabelValues("hit").Inc() }
+func (rc *readCache) miss() { rc.metrics.CacheRequests.WithLabelValues("miss").Inc() }
 
 func genKey(tenantID int64) string { return "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":gen" }
 
@@ -163,12 +154,4 @@ func (rc *readCache) repair() {
 		<-timer.C
 		backoff = min(backoff*2, 5*time.Second)
 	}
-}
-
-// CacheStats are the cache's hit and miss counts since start.
-type CacheStats struct{ Hits, Misses int64 }
-
-// CacheStats returns the read cache's counters.
-func (s *Server) CacheStats() CacheStats {
-	return CacheStats{Hits: s.cache.hits.Load(), Misses: s.cache.misses.Load()}
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,13 +43,6 @@ func (po PurchaseOrder) Number() string { return FormatPONumber(po.ID) }
 
 // FormatPONumber formats an order id as its number, e.g. PO-000042.
 func FormatPONumber(id int64) string { return fmt.Sprintf("PO-%06d", id) }
-
-// ParsePONumber parses "PO-000042" (or "42") back to an id.
-func ParsePONumber(s string) (int64, bool) {
-	s = strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "PO-")
-	id, err := strconv.ParseInt(s, 10, 64)
-	return id, err == nil && id > 0
-}
 
 // PurchaseOrderItem is one line of an order.
 type PurchaseOrderItem struct {

@@ -192,16 +192,3 @@ func TestListPurchaseOrdersFiltersAndPages(t *testing.T) {
 		t.Errorf("closed orders = %d, %d, %v", len(none), total, err)
 	}
 }
-
-func TestParsePONumber(t *testing.T) {
-	for in, want := range map[string]int64{"PO-000042": 42, "po-7": 7, "42": 42} {
-		if got, ok := store.ParsePONumber(in); !ok || got != want {
-			t.Errorf("ParsePONumber(%q) = %d, %v", in, got, ok)
-		}
-	}
-	for _, in := range []string{"", "PO-", "PO-x", "-3", "PO-0"} {
-		if _, ok := store.ParsePONumber(in); ok {
-			t.Errorf("ParsePONumber(%q) accepted", in)
-		}
-	}
-}

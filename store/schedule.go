@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -78,25 +77,6 @@ func LastTick(ctx context.Context, q Querier, job string) (ScheduleRun, error) {
 		WHERE job = ? ORDER BY scheduled_for DESC LIMIT 1`, job).Scan(&r.Job, &r.ScheduledFor, &r.State, &r.TaskID, &r.EnqueuedAt, &fin, &r.Error)
 	if err != nil {
 		return ScheduleRun{}, mapErr(err, "last tick of "+job)
-	}
-	if fin.Valid {
-		r.FinishedAt = &fin.Time
-	}
-	return r, nil
-}
-
-// LastFinishedTick returns the latest completed or failed tick of a job.
-func LastFinishedTick(ctx context.Context, q Querier, job string) (ScheduleRun, error) {
-	var r ScheduleRun
-	var fin sql.NullTime
-	err := q.QueryRowContext(ctx, `SELECT job, scheduled_for, state, task_id, enqueued_at, finished_at, error FROM schedule_runs
-		WHERE job = ? AND state IN (?, ?) ORDER BY scheduled_for DESC LIMIT 1`, job, RunCompleted, RunFailed).
-		Scan(&r.Job, &r.ScheduledFor, &r.State, &r.TaskID, &r.EnqueuedAt, &fin, &r.Error)
-	if errors.Is(err, sql.ErrNoRows) {
-		return ScheduleRun{}, fmt.Errorf("no finished tick of %s: %w", job, ErrNotFound)
-	}
-	if err != nil {
-		return ScheduleRun{}, fmt.Errorf("last finished tick of %s: %w", job, err)
 	}
 	if fin.Valid {
 		r.FinishedAt = &fin.Time
