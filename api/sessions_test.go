@@ -289,3 +289,24 @@ func TestLoginBruteForceGuardHoldsUnderConcurrency(t *testing.T) {
 		t.Errorf("%d of %d concurrent wrong passwords were tried (401); the guard allows %d failures: statuses %v", tried, attempts, limit, statuses)
 	}
 }
+
+// The per-IP limit applies to requests without a bearer token; requests
+// with one are limited per token instead (one Redis round trip each), and a
+// made-up token buys nothing but a 401.
+func TestPerIPRateLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withConfig(func(c *api.Config) { c.Limits.PerIPPerMinute = 3 }))
+	catalog := path("/api/products?tenant_id=%d", b.A.Tenant.ID)
+	for i := range 3 {
+		if res := b.do(t, "GET", catalog, "", nil); res.Status != http.StatusOK {
+			t.Fatalf("anonymous request %d = %d %s", i+1, res.Status, res.Body)
+		}
+	}
+	wantProblem(t, b.do(t, "GET", catalog, "", nil), http.StatusTooManyRequests)
+	for i := range 3 {
+		if res := b.do(t, "GET", "/api/me", b.A.AdminToken, nil); res.Status != http.StatusOK {
+			t.Errorf("request %d with a token from the same address = %d %s", i+1, res.Status, res.Body)
+		}
+	}
+	wantProblem(t, b.do(t, "GET", "/api/me", "made-up-token", nil), http.StatusUnauthorized)
+}
