@@ -89,12 +89,21 @@ func parseDecimal(raw json.RawMessage) (decimal.Decimal, bool) {
 		}
 		s = strings.TrimSpace(u)
 	}
-	if s == "" || strings.ContainsAny(s, "eE") || len(s) > 40 {
+	// The text length bounds the parsing work; the value bound keeps every
+	// accepted number's canonical form (StringFixed) acceptable again.
+	if s == "" || strings.ContainsAny(s, "eE") || len(s) > 64 {
 		return decimal.Decimal{}, false
 	}
 	d, err := decimal.NewFromString(s)
-	return d, err == nil
+	if err != nil || d.Abs().GreaterThanOrEqual(maxDecimal) {
+		return decimal.Decimal{}, false
+	}
+	return d, true
 }
+
+// maxDecimal bounds any decimal the API reads (far above every money and
+// quantity limit, which the callers check with their own messages).
+var maxDecimal = decimal.New(1, 18)
 
 // ParseMoney parses an amount with at most two decimals, as the API accepts it.
 func ParseMoney(raw json.RawMessage) (decimal.Decimal, error) {
