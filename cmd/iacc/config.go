@@ -72,6 +72,7 @@ type Config struct {
 	TrustedProxies     []string
 
 	HealthAddr     string // worker/scheduler health and metrics port
+	PprofAddr      string // net/http/pprof listener; empty: off
 	DashboardAddr  string // `iacc dashboard`
 	DashboardToken string // ops token: read-only queue dashboard
 	MetricsToken   string
@@ -227,6 +228,7 @@ func loadConfig(getenv envSource) (Config, error) {
 		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
 	c.HealthAddr = str("IACC_HEALTH_ADDR", ":8081")
+	c.PprofAddr = str("IACC_PPROF_ADDR", "")
 	c.DashboardAddr = str("IACC_DASHBOARD_ADDR", ":8082")
 	c.DashboardToken = str("IACC_DASHBOARD_TOKEN", "")
 	if c.DashboardToken != "" && len(c.DashboardToken) < 24 {

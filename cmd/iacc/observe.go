@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -142,6 +143,31 @@ func startHealthServer(d *deps, reg *prometheus.Registry, ln net.Listener) (*hea
 	}()
 	d.log.Info("health and metrics listening", "addr", ln.Addr().String())
 	return hs, nil
+}
+
+// startPprofServer serves net/http/pprof on IACC_PPROF_ADDR, for profiling
+// a live process (go tool pprof http://ADDR/debug/pprof/profile). Off by
+// default; bind it to localhost: profiles reveal the code and its memory.
+func startPprofServer(d *deps) (*healthServer, error) {
+	ln, err := net.Listen("tcp", d.cfg.PprofAddr)
+	if err != nil {
+		return nil, fmt.Errorf("IACC_PPROF_ADDR: listen on %s: %w", d.cfg.PprofAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// No write timeout: a CPU profile streams for its ?seconds=.
+	ps := &healthServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	go func() {
+		if err := ps.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("pprof server failed", "err", err)
+		}
+	}()
+	d.log.Info("pprof listening", "addr", ln.Addr().String())
+	return ps, nil
 }
 
 func (h *healthServer) stop(ctx context.Context) {

@@ -99,6 +99,7 @@ type components struct {
 // running is a started process, for tests and for run.
 type running struct {
 	health *healthServer
+	pprof  *healthServer
 	api    *api.Server
 	worker *worker.Worker
 	relay  *scheduler.Relay
@@ -207,6 +208,14 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 		}
 		r.health = hs
 	}
+	if d.cfg.PprofAddr != "" {
+		ps, err := startPprofServer(d)
+		if err != nil {
+			r.stop(context.Background())
+			return nil, err
+		}
+		r.pprof = ps
+	}
 	return r, nil
 }
 
@@ -230,6 +239,7 @@ func (r *running) stop(ctx context.Context) {
 	}
 	r.wg.Wait()
 	r.health.stop(ctx)
+	r.pprof.stop(ctx)
 }
 
 // runUntilSignal runs the components until ctx ends (SIGINT/SIGTERM).
