@@ -81,12 +81,47 @@ func (s *Server) limitByToken(c *fiber.Ctx) error {
 	if s.cfg.Limits.PerTokenPerMinute <= 0 {
 		return c.Next()
 	}
-	raw := strings.TrimSpace(strings.TrimPrefix(c.Get(fiber.HeaderAuthorization), "Bearer"))
-	sum := sha256.Sum256([]byte(raw))
-	if ok, retry := s.allowRate(c.UserContext(), "tok:"+hex.EncodeToString(sum[:12]), s.cfg.Limits.PerTokenPerMinute); !ok {
-		return rateLimited(retry, "too many requests with this token")
+	if err := s.spendTokenLimit(c, s.tokenLimit(c)); err != nil {
+		return err
 	}
 	return c.Next()
+}
+
+type tokenLimitKey struct{}
+
+// deferTokenLimit replaces limitByToken on cached reads: the request's
+// unit of the token's budget is spent by the cache lookup, in its Redis
+// round trip (readCache.get). A request that ends before its lookup (403,
+// 422) spends it on the way out, and answers 429 when the budget was gone.
+func (s *Server) deferTokenLimit(c *fiber.Ctx) error {
+	if s.cfg.Limits.PerTokenPerMinute <= 0 {
+		return c.Next()
+	}
+	lim := s.tokenLimit(c)
+	c.Locals(tokenLimitKey{}, lim)
+	err := c.Next()
+	if !lim.spent {
+		if lerr := s.spendTokenLimit(c, lim); lerr != nil {
+			return lerr
+		}
+	}
+	return err
+}
+
+func (s *Server) tokenLimit(c *fiber.Ctx) *tokenLimit {
+	raw := strings.TrimSpace(strings.TrimPrefix(c.Get(fiber.HeaderAuthorization), "Bearer"))
+	sum := sha256.Sum256([]byte(raw))
+	return &tokenLimit{key: "tok:" + hex.EncodeToString(sum[:12]), perMinute: s.cfg.Limits.PerTokenPerMinute}
+}
+
+// spendTokenLimit spends lim's unit in its own round trip: 429 when the
+// budget is gone.
+func (s *Server) spendTokenLimit(c *fiber.Ctx, lim *tokenLimit) error {
+	lim.spent = true
+	if ok, retry := s.allowRate(c.UserContext(), lim.key, lim.perMinute); !ok {
+		return rateLimited(retry, "too many requests with this token")
+	}
+	return nil
 }
 
 // loginGuard limits failed logins per account and per IP. An attempt

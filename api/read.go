@@ -20,11 +20,20 @@ func (s *Server) cachedRead(c *fiber.Ctx, tenantID int64, key string, load func(
 	defer cancel()
 	// The generation is read before loading, so a write that commits while
 	// we load moves the tenant past it and our entry is never read.
-	val, gen, ok := s.cache.get(ctx, tenantID, key)
-	if ok {
+	lim, _ := c.Locals(tokenLimitKey{}).(*tokenLimit)
+	r := s.cache.get(ctx, tenantID, key, lim)
+	if lim != nil && !lim.spent { // the cache is off: spend it now, before loading
+		if err := s.spendTokenLimit(c, lim); err != nil {
+			return err
+		}
+	}
+	if r.limited {
+		return rateLimited(r.retry, "too many requests with this token")
+	}
+	if r.hit {
 		c.Set("X-Cache", "hit")
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(val)
+		return c.Send(r.val)
 	}
 	v, err := load(ctx)
 	if err != nil {
@@ -34,7 +43,7 @@ func (s *Server) cachedRead(c *fiber.Ctx, tenantID int64, key string, load func(
 	if err != nil {
 		return fmt.Errorf("encode response: %w", err)
 	}
-	s.cache.set(ctx, tenantID, gen, key, body)
+	s.cache.set(ctx, tenantID, r.gen, key, body)
 	c.Set("X-Cache", "miss")
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(body)

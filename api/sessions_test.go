@@ -1,11 +1,13 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/iacc/iacc/api"
 	"github.com/iacc/iacc/store"
@@ -249,6 +251,47 @@ func TestPerTokenRateLimit(t *testing.T) {
 	}
 	// Still limited: a refusal does not refill the budget.
 	wantProblem(t, b.do(t, "GET", "/api/me", b.A.AdminToken, nil), http.StatusTooManyRequests)
+}
+
+// Cached reads spend the token's budget in their cache round trip, hits
+// included, with the cache on or off; a cached route that ends before its
+// lookup (403, 422) still spends; the budget is shared with the other
+// routes; and a refused read shows no data.
+func TestPerTokenRateLimitOnCachedReads(t *testing.T) {
+	t.Parallel()
+	for _, cache := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cache=%t", cache), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, withConfig(func(c *api.Config) {
+				c.Limits.PerTokenPerMinute = 4
+				if cache {
+					c.CacheTTL = time.Minute
+				}
+			}))
+			id := b.mkOrder(t, b.A.Tenant.ID, b.A.Vendor.ID, "note-only-the-order-has")
+			order := path("/api/purchase-orders/%d", id)
+			for i := range 2 { // a miss, then (cache on) a hit
+				if res := b.do(t, "GET", order, b.A.VendorToken, nil); res.Status != http.StatusOK {
+					t.Fatalf("read %d = %d %s", i+1, res.Status, res.Body)
+				}
+			}
+			wantProblem(t, b.do(t, "GET", "/api/vendors", b.A.VendorToken, nil), http.StatusForbidden)
+			wantProblem(t, b.do(t, "GET", "/api/purchase-orders?page=x", b.A.VendorToken, nil), http.StatusUnprocessableEntity)
+			for _, p := range []string{order, "/api/purchase-orders", "/api/me"} {
+				res := b.do(t, "GET", p, b.A.VendorToken, nil)
+				wantProblem(t, res, http.StatusTooManyRequests)
+				if strings.Contains(string(res.Body), "note-only-the-order-has") {
+					t.Errorf("GET %s refused but shows the order: %s", p, res.Body)
+				}
+				if n := retryAfter(t, res); n < 1 || n > 60 {
+					t.Errorf("GET %s: Retry-After = %d s; want 1..60 at 4 requests per minute", p, n)
+				}
+			}
+			if res := b.do(t, "GET", order, b.A.AdminToken, nil); res.Status != http.StatusOK {
+				t.Errorf("another token = %d %s", res.Status, res.Body)
+			}
+		})
+	}
 }
 
 // The per-account guard holds under concurrency: attempts sent at once
