@@ -109,7 +109,7 @@ var errBadCredentials = errors.New("bad credentials")
 // Basic header, and bcrypt costs tens of milliseconds.
 func (s *Server) basicLogin(c *fiber.Ctx, email, password string) (Principal, error) {
 	key := sha256.Sum256([]byte(strings.ToLower(email) + "\x00" + password))
-	if p, ok := s.basicCache.get(key); ok {
+	if p, ok := s.basicCache.get(key, time.Now()); ok {
 		return p, nil
 	}
 	if len(password) > 72 {
@@ -134,14 +134,18 @@ func (s *Server) basicLogin(c *fiber.Ctx, email, password string) (Principal, er
 	}
 	guard.succeeded(ctx, email, c.IP())
 	p := Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, VendorID: u.VendorID}
-	s.basicCache.put(key, p)
+	s.basicCache.put(key, p, time.Now().Add(credTTL))
 	return p, nil
 }
 
-// credCache remembers verified Basic credentials briefly.
+// credCache remembers verified credentials (Basic logins, access tokens)
+// until an expiry per entry, keyed by a SHA-256 of the credential. It holds
+// at most max entries: when full it starts over, which costs only a
+// verification per credential.
 type credCache struct {
-	mu sync.Mutex
-	m  map[[32]byte]credEntry
+	max int
+	mu  sync.RWMutex
+	m   map[[32]byte]credEntry
 }
 
 type credEntry struct {
@@ -151,21 +155,21 @@ type credEntry struct {
 
 const credTTL = 2 * time.Minute
 
-func (cc *credCache) get(k [32]byte) (Principal, bool) {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
+func (cc *credCache) get(k [32]byte, now time.Time) (Principal, bool) {
+	cc.mu.RLock()
 	e, ok := cc.m[k]
-	if !ok || time.Now().After(e.expires) {
+	cc.mu.RUnlock()
+	if !ok || now.After(e.expires) {
 		return Principal{}, false
 	}
 	return e.p, true
 }
 
-func (cc *credCache) put(k [32]byte, p Principal) {
+func (cc *credCache) put(k [32]byte, p Principal, expires time.Time) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.m == nil || len(cc.m) > 1000 {
+	if cc.m == nil || len(cc.m) >= cc.max {
 		cc.m = map[[32]byte]credEntry{}
 	}
-	cc.m[k] = credEntry{p: p, expires: time.Now().Add(credTTL)}
+	cc.m[k] = credEntry{p: p, expires: expires}
 }

@@ -111,7 +111,9 @@ type Server struct {
 	cache          *readCache
 	app            *fiber.App
 
-	basicCache credCache
+	basicCache credCache // verified Basic logins of the dashboard
+	tokenCache credCache // verified access tokens
+	clock      func() time.Time // nil: time.Now
 
 	specOnce sync.Once
 	spec     []byte
@@ -130,7 +132,8 @@ func New(cfg Config, d Deps) *Server {
 	}
 	gate := newRedisGate(2 * time.Second)
 	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log, metrics: m, gatherer: d.Gatherer, gate: gate,
-		limiter: redis_rate.NewLimiter(d.Redis), cache: newReadCache(d.Redis, cfg.CacheTTL, log, m, gate)}
+		limiter: redis_rate.NewLimiter(d.Redis), cache: newReadCache(d.Redis, cfg.CacheTTL, log, m, gate),
+		basicCache: credCache{max: 1000}, tokenCache: credCache{max: 20000}}
 	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log, m, gate)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "iacc",
