@@ -187,6 +187,30 @@ func (h *Harness) setupRedis(ctx context.Context) error {
 	return nil
 }
 
+// dropQueues deletes asynq's keys (queues, tasks, servers, stats) from the
+// harness's Redis DB and leaves the rest.
+func (h *Harness) dropQueues(ctx context.Context) error {
+	iter := h.rdb.Scan(ctx, 0, "asynq:*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == 1000 {
+			if err := h.rdb.Unlink(ctx, batch...).Err(); err != nil {
+				return fmt.Errorf("unlink asynq keys: %w", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("scan asynq keys: %w", err)
+	}
+	if len(batch) > 0 {
+		if err := h.rdb.Unlink(ctx, batch...).Err(); err != nil {
+			return fmt.Errorf("unlink asynq keys: %w", err)
+		}
+	}
+	return nil
+}
+
 // lockToken is the value of the harness's Redis reservation: it names the
 // process, so that a later run can tell a dead holder (storetest's tokens
 // are plain random hex and never match).

@@ -98,9 +98,12 @@ func runIntake(ctx context.Context, h *Harness, sub string) ([]Row, error) {
 		if !withWorker {
 			// The dispatch tasks it enqueued have no worker: drop them so
 			// that a later `serve` does not render them during its steps.
+			// Only asynq's keys: a FLUSHDB would also delete iacc's Redis
+			// epoch marker, and the next `serve` would replay every event
+			// of the run as after a Redis data loss.
 			h.StopServer()
-			if err := h.rdb.FlushDB(context.WithoutCancel(ctx)).Err(); err != nil {
-				h.logf("flush Redis DB %d: %v", h.cfg.RedisDB, err)
+			if err := h.dropQueues(context.WithoutCancel(ctx)); err != nil {
+				h.logf("drop the queues: %v", err)
 			}
 		}
 	}()
