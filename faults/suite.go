@@ -115,7 +115,7 @@ func (sc Scenario) ID() string { return fmt.Sprintf("%d-%s", sc.Num, sc.Name) }
 // New prepares a suite: builds the binary unless one is given.
 func New(ctx context.Context, opts Options) (*Suite, error) {
 	if opts.Parallel <= 0 {
-		opts.Parallel = 3
+		opts.Parallel = 2
 	}
 	if opts.Out == nil {
 		opts.Out = os.Stdout
