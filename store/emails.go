@@ -157,22 +157,31 @@ func ClaimEmail(ctx context.Context, q Querier, e Email, lease time.Duration) (E
 	if err != nil {
 		return Email{}, 0, fmt.Errorf("claim email %s: %w", e.DedupeKey, err)
 	}
+	if inserted == 1 { // a new row: everything in it is known, no read back
+		id, err := res.LastInsertId()
+		if err != nil {
+			return Email{}, 0, fmt.Errorf("claim email %s: %w", e.DedupeKey, err)
+		}
+		row := e
+		row.ID, row.Status, row.MailSubject, row.Attempts, row.LastError = id, EmailSending, clipEmailText(e.MailSubject, 500), 1, ""
+		row.LeaseUntil, row.CreatedAt, row.UpdatedAt, row.SentAt = &until, ts, ts, nil
+		return row, EmailClaimed, nil
+	}
+	// The row exists: take it over if its lease ran out.
 	outcome := EmailClaimed
-	if inserted != 1 {
-		res, err := q.ExecContext(ctx, `UPDATE emails SET attempts = attempts + 1, lease_until = ?, updated_at = ?,
-			mail_subject = IF(? <> '', ?, mail_subject)
-			WHERE tenant_id = ? AND dedupe_hash = ? AND status = ? AND (lease_until IS NULL OR lease_until <= ?)`,
-			until, ts, clipEmailText(e.MailSubject, 500), clipEmailText(e.MailSubject, 500), e.TenantID, hash, EmailSending, ts)
-		if err != nil {
-			return Email{}, 0, fmt.Errorf("take over email %s: %w", e.DedupeKey, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return Email{}, 0, fmt.Errorf("take over email %s: %w", e.DedupeKey, err)
-		}
-		if n != 1 {
-			outcome = 0 // decided from the row below
-		}
+	res, err = q.ExecContext(ctx, `UPDATE emails SET attempts = attempts + 1, lease_until = ?, updated_at = ?,
+		mail_subject = IF(? <> '', ?, mail_subject)
+		WHERE tenant_id = ? AND dedupe_hash = ? AND status = ? AND (lease_until IS NULL OR lease_until <= ?)`,
+		until, ts, clipEmailText(e.MailSubject, 500), clipEmailText(e.MailSubject, 500), e.TenantID, hash, EmailSending, ts)
+	if err != nil {
+		return Email{}, 0, fmt.Errorf("take over email %s: %w", e.DedupeKey, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return Email{}, 0, fmt.Errorf("take over email %s: %w", e.DedupeKey, err)
+	}
+	if n != 1 {
+		outcome = 0 // decided from the row below
 	}
 	row, err := GetEmail(ctx, q, e.TenantID, e.DedupeKey)
 	if err != nil {

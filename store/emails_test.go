@@ -16,6 +16,21 @@ func newEmail(tenantID int64, key string) store.Email {
 		SubjectID: 7, EventID: 3, MessageID: "<abc@iacc.test>", MailSubject: "Hello"}
 }
 
+// sameEmail compares two email rows, times by instant.
+func sameEmail(a, b store.Email) bool {
+	at := func(t *time.Time) time.Time {
+		if t == nil {
+			return time.Time{}
+		}
+		return *t
+	}
+	return a.ID == b.ID && a.TenantID == b.TenantID && a.DedupeKey == b.DedupeKey && a.Template == b.Template &&
+		a.Recipient == b.Recipient && a.SubjectType == b.SubjectType && a.SubjectID == b.SubjectID && a.EventID == b.EventID &&
+		a.Status == b.Status && a.MessageID == b.MessageID && a.MailSubject == b.MailSubject && a.Attempts == b.Attempts &&
+		a.LastError == b.LastError && (a.LeaseUntil == nil) == (b.LeaseUntil == nil) && at(a.LeaseUntil).Equal(at(b.LeaseUntil)) &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && (a.SentAt == nil) == (b.SentAt == nil)
+}
+
 // An email is claimed once: a second claim while the lease runs is busy; a
 // released (transiently failed) email is claimed again with the same
 // Message-ID; once sent or failed every claim is done.
@@ -33,6 +48,9 @@ func TestClaimEmailLifecycle(t *testing.T) {
 	if e.Status != store.EmailSending || e.Attempts != 1 || e.MessageID != in.MessageID || e.LeaseUntil == nil ||
 		e.DedupeKey != in.DedupeKey || e.Recipient != "a@x.test" || e.EventID != 3 || e.SubjectID != 7 || e.MailSubject != "Hello" {
 		t.Fatalf("claimed row %+v", e)
+	}
+	if stored, err := store.GetEmail(ctx, db, ten.ID, in.DedupeKey); err != nil || !sameEmail(stored, e) {
+		t.Fatalf("claim returned %+v; the stored row is %+v (%v)", e, stored, err)
 	}
 	if _, got, err := store.ClaimEmail(ctx, db, in, time.Minute); err != nil || got != store.EmailBusy {
 		t.Fatalf("claim while leased: %v %v, want busy", got, err)
