@@ -660,11 +660,12 @@ func RecordWebhookAttempt(ctx context.Context, q Querier, o WebhookOutcome) (fai
 		return nil, 0, fmt.Errorf("update webhook delivery %d: %w", o.DeliveryID, err)
 	}
 	if o.State == WebhookSucceeded {
-		_, err = q.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`, o.EndpointID)
-	} else {
-		_, err = q.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`, started, o.EndpointID)
+		if _, err := q.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`, o.EndpointID); err != nil {
+			return nil, 0, fmt.Errorf("update webhook endpoint %d health: %w", o.EndpointID, err)
+		}
+		return nil, a.Attempt, nil // healthy now: nothing to read back
 	}
-	if err != nil {
+	if _, err := q.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`, started, o.EndpointID); err != nil {
 		return nil, 0, fmt.Errorf("update webhook endpoint %d health: %w", o.EndpointID, err)
 	}
 	var since sql.NullTime
