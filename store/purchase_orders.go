@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -176,29 +177,87 @@ func scanPO(row interface{ Scan(...any) error }) (PurchaseOrder, error) {
 	return po, err
 }
 
-// GetPurchaseOrder loads one order of a tenant with its items.
+// GetPurchaseOrder loads one order of a tenant with its items, in one
+// statement.
 func GetPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64) (PurchaseOrder, error) {
-	po, err := scanPO(q.QueryRowContext(ctx, `SELECT `+poCols+` FROM purchase_orders WHERE tenant_id = ? AND id = ?`, tenantID, id))
-	if err != nil {
-		return PurchaseOrder{}, mapErr(err, fmt.Sprintf("get purchase order %d", id))
+	po, _, _, err := getPurchaseOrder(ctx, q, tenantID, id, false)
+	return po, err
+}
+
+// GetPurchaseOrderWithParties loads one order of a tenant with its items,
+// its vendor and its tenant, in one statement: what a document or an email
+// about the order shows.
+func GetPurchaseOrderWithParties(ctx context.Context, q Querier, tenantID, id int64) (PurchaseOrder, Vendor, Tenant, error) {
+	return getPurchaseOrder(ctx, q, tenantID, id, true)
+}
+
+// poItemCols are the item columns of an order joined with its items (NULL
+// for an order without items).
+const poItemCols = `i.line_no, i.description, i.quantity, i.unit_price, i.line_total`
+
+// poJoinCols are poCols qualified with the orders' alias.
+const poJoinCols = `po.id, po.tenant_id, po.vendor_id, po.status, po.currency, po.notes, po.total_amount, po.invoiced_amount, po.version,
+	COALESCE(po.created_by, 0), po.created_at, po.updated_at`
+
+// partyCols are vendorCols and tenantCols qualified with their aliases.
+const partyCols = `v.id, v.tenant_id, v.name, v.email, v.phone, v.address, v.balance, v.status, v.created_at, v.updated_at,
+	t.id, t.name, t.settings, t.created_at`
+
+func getPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64, parties bool) (PurchaseOrder, Vendor, Tenant, error) {
+	query := `SELECT ` + poJoinCols + `, ` + poItemCols + ` FROM purchase_orders po
+		LEFT JOIN purchase_order_items i ON i.purchase_order_id = po.id
+		WHERE po.tenant_id = ? AND po.id = ? ORDER BY i.line_no`
+	if parties {
+		query = `SELECT ` + poJoinCols + `, ` + partyCols + `, ` + poItemCols + ` FROM purchase_orders po
+		JOIN vendors v ON v.tenant_id = po.tenant_id AND v.id = po.vendor_id
+		JOIN tenants t ON t.id = po.tenant_id
+		LEFT JOIN purchase_order_items i ON i.purchase_order_id = po.id
+		WHERE po.tenant_id = ? AND po.id = ? ORDER BY i.line_no`
 	}
-	rows, err := q.QueryContext(ctx, `SELECT line_no, description, quantity, unit_price, line_total
-		FROM purchase_order_items WHERE purchase_order_id = ? ORDER BY line_no`, id)
+	var (
+		po       PurchaseOrder
+		v        Vendor
+		t        Tenant
+		settings sql.NullString
+		found    bool
+	)
+	rows, err := q.QueryContext(ctx, query, tenantID, id)
 	if err != nil {
-		return PurchaseOrder{}, fmt.Errorf("get items of purchase order %d: %w", id, err)
+		return po, v, t, fmt.Errorf("get purchase order %d: %w", id, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var it PurchaseOrderItem
-		if err := rows.Scan(&it.LineNo, &it.Description, &it.Quantity, &it.UnitPrice, &it.LineTotal); err != nil {
-			return PurchaseOrder{}, fmt.Errorf("scan item of purchase order %d: %w", id, err)
+		var (
+			lineNo             sql.NullInt64
+			desc               sql.NullString
+			qty, price, amount decimal.NullDecimal
+		)
+		dest := []any{&po.ID, &po.TenantID, &po.VendorID, &po.Status, &po.Currency, &po.Notes, &po.TotalAmount, &po.InvoicedAmount, &po.Version,
+			&po.CreatedBy, &po.CreatedAt, &po.UpdatedAt}
+		if parties {
+			dest = append(dest, &v.ID, &v.TenantID, &v.Name, &v.Email, &v.Phone, &v.Address, &v.Balance, &v.Status, &v.CreatedAt, &v.UpdatedAt,
+				&t.ID, &t.Name, &settings, &t.CreatedAt)
 		}
-		po.Items = append(po.Items, it)
+		dest = append(dest, &lineNo, &desc, &qty, &price, &amount)
+		if err := rows.Scan(dest...); err != nil {
+			return PurchaseOrder{}, Vendor{}, Tenant{}, fmt.Errorf("scan purchase order %d: %w", id, err)
+		}
+		found = true
+		if lineNo.Valid {
+			po.Items = append(po.Items, PurchaseOrderItem{LineNo: int(lineNo.Int64), Description: desc.String,
+				Quantity: qty.Decimal, UnitPrice: price.Decimal, LineTotal: amount.Decimal})
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return PurchaseOrder{}, fmt.Errorf("get items of purchase order %d: %w", id, err)
+		return PurchaseOrder{}, Vendor{}, Tenant{}, fmt.Errorf("get purchase order %d: %w", id, err)
 	}
-	return po, nil
+	if !found {
+		return PurchaseOrder{}, Vendor{}, Tenant{}, mapErr(sql.ErrNoRows, fmt.Sprintf("get purchase order %d", id))
+	}
+	if err := decodeTenantSettings(settings, &t.Settings); err != nil {
+		return PurchaseOrder{}, Vendor{}, Tenant{}, err
+	}
+	return po, v, t, nil
 }
 
 // PurchaseOrderFilter narrows ListPurchaseOrders.

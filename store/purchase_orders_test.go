@@ -192,3 +192,77 @@ func TestListPurchaseOrdersFiltersAndPages(t *testing.T) {
 		t.Errorf("closed orders = %d, %d, %v", len(none), total, err)
 	}
 }
+
+// An order loads in one statement with its items in line order, and with
+// its vendor and tenant (settings decoded) for documents and emails; the
+// same order through another tenant is not found.
+func TestGetPurchaseOrderWithParties(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.NewDB(t)
+	var ten store.Tenant
+	if err := db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		ten, err = store.CreateTenant(ctx, tx, "parties", store.TenantSettings{AccountingEmails: []string{"books@parties.test", "audit@parties.test"}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	other := storetest.Tenant(t, db, "others")
+	v := storetest.Vendor(t, db, ten.ID, "Acme Parties")
+	items := []store.PurchaseOrderItem{
+		{Description: "first", Quantity: decimal.RequireFromString("2"), UnitPrice: decimal.RequireFromString("1.25")},
+		{Description: "second", Quantity: decimal.RequireFromString("1.5"), UnitPrice: decimal.RequireFromString("10")},
+		{Description: "third", Quantity: decimal.RequireFromString("3"), UnitPrice: decimal.RequireFromString("0.10")},
+	}
+	var created store.CreatedPurchaseOrder
+	if err := db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		created, err = store.CreatePurchaseOrder(ctx, tx, store.NewPurchaseOrder{TenantID: ten.ID, VendorID: v.ID, Currency: "EUR", Notes: "joined", Items: items})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	id := created.Order.ID
+	po, pv, pt, err := store.GetPurchaseOrderWithParties(ctx, db, ten.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := store.GetPurchaseOrder(ctx, db, ten.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]store.PurchaseOrder{"with parties": po, "plain": plain} {
+		if got.ID != id || got.VendorID != v.ID || got.Notes != "joined" || !got.TotalAmount.Equal(decimal.RequireFromString("17.80")) || len(got.Items) != 3 {
+			t.Fatalf("%s: order %+v", name, got)
+		}
+		for i, it := range got.Items {
+			if it.LineNo != i+1 || it.Description != items[i].Description || !it.Quantity.Equal(items[i].Quantity) ||
+				!it.LineTotal.Equal(items[i].Quantity.Mul(items[i].UnitPrice)) {
+				t.Errorf("%s: item %d = %+v", name, i, it)
+			}
+		}
+	}
+	wantV, err := store.GetVendor(ctx, db, ten.ID, v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantT, err := store.GetTenant(ctx, db, ten.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.ID != wantV.ID || pv.Name != wantV.Name || pv.Email != wantV.Email || pv.Address != wantV.Address || !pv.Balance.Equal(wantV.Balance) || pv.Status != wantV.Status {
+		t.Errorf("vendor %+v, want %+v", pv, wantV)
+	}
+	if pt.ID != wantT.ID || pt.Name != "parties" || strings.Join(pt.Settings.AccountingEmails, ",") != "books@parties.test,audit@parties.test" {
+		t.Errorf("tenant %+v, want %+v", pt, wantT)
+	}
+	for _, get := range []func() error{
+		func() error { _, err := store.GetPurchaseOrder(ctx, db, other.ID, id); return err },
+		func() error { _, _, _, err := store.GetPurchaseOrderWithParties(ctx, db, other.ID, id); return err },
+	} {
+		if err := get(); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("another tenant's order: %v, want ErrNotFound", err)
+		}
+	}
+}

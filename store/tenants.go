@@ -47,12 +47,21 @@ func scanTenant(row interface{ Scan(...any) error }) (Tenant, error) {
 	if err := row.Scan(&t.ID, &t.Name, &raw, &t.CreatedAt); err != nil {
 		return Tenant{}, err
 	}
-	if raw.Valid && raw.String != "" {
-		if err := json.Unmarshal([]byte(raw.String), &t.Settings); err != nil {
-			return Tenant{}, fmt.Errorf("decode tenant settings: %w", err)
-		}
+	if err := decodeTenantSettings(raw, &t.Settings); err != nil {
+		return Tenant{}, err
 	}
 	return t, nil
+}
+
+// decodeTenantSettings decodes the settings column (NULL or empty: none).
+func decodeTenantSettings(raw sql.NullString, s *TenantSettings) error {
+	if !raw.Valid || raw.String == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(raw.String), s); err != nil {
+		return fmt.Errorf("decode tenant settings: %w", err)
+	}
+	return nil
 }
 
 // GetTenant loads a tenant by id.

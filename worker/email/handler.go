@@ -245,7 +245,8 @@ func (h *Handler) compose(ctx context.Context, p tasks.EmailSend) (composed, err
 	var c composed
 	d := Data{Recipient: p.To}
 	var settings store.TenantSettings
-	if p.TenantID > 0 {
+	orderMail := p.Template == tasks.EmailPurchaseOrderVendor || p.Template == tasks.EmailPurchaseOrderCreated
+	if p.TenantID > 0 && !orderMail { // an order's email loads its tenant with the order
 		ten, err := store.GetTenant(ctx, h.db, p.TenantID)
 		if err != nil {
 			return c, permanentIfMissing(err)
@@ -255,14 +256,11 @@ func (h *Handler) compose(ctx context.Context, p tasks.EmailSend) (composed, err
 	vendorFacing := false
 	switch p.Template {
 	case tasks.EmailPurchaseOrderVendor, tasks.EmailPurchaseOrderCreated:
-		po, err := store.GetPurchaseOrder(ctx, h.db, p.TenantID, p.SubjectID)
+		po, v, ten, err := store.GetPurchaseOrderWithParties(ctx, h.db, p.TenantID, p.SubjectID)
 		if err != nil {
 			return c, permanentIfMissing(err)
 		}
-		v, err := store.GetVendor(ctx, h.db, p.TenantID, po.VendorID)
-		if err != nil {
-			return c, permanentIfMissing(err)
-		}
+		d.Tenant.Name, settings = ten.Name, ten.Settings
 		d.Vendor, d.Order = vendorData(v), orderData(po)
 		if p.Template == tasks.EmailPurchaseOrderVendor {
 			vendorFacing = true

@@ -144,15 +144,7 @@ func (h *Handler) store(ctx context.Context, p tasks.PDFRender, s subject) error
 }
 
 func (h *Handler) loadPurchaseOrder(ctx context.Context, tenantID, id int64) (subject, error) {
-	po, err := store.GetPurchaseOrder(ctx, h.db, tenantID, id)
-	if err != nil {
-		return subject{}, err
-	}
-	vendor, err := store.GetVendor(ctx, h.db, tenantID, po.VendorID)
-	if err != nil {
-		return subject{}, err
-	}
-	tenant, err := store.GetTenant(ctx, h.db, tenantID)
+	po, vendor, tenant, err := store.GetPurchaseOrderWithParties(ctx, h.db, tenantID, id)
 	if err != nil {
 		return subject{}, err
 	}
