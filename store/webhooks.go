@@ -634,30 +634,37 @@ type WebhookOutcome struct {
 // the attempt's number.
 func RecordWebhookAttempt(ctx context.Context, q Querier, o WebhookOutcome) (failingSince *time.Time, attempt int, err error) {
 	a := o.Attempt
-	var n int
-	if err := q.QueryRowContext(ctx, `SELECT attempts FROM webhook_deliveries WHERE id = ? FOR UPDATE`, o.DeliveryID).Scan(&n); err != nil {
-		return nil, 0, mapErr(err, fmt.Sprintf("lock webhook delivery %d", o.DeliveryID))
-	}
-	a.Attempt = n + 1
 	started := a.StartedAt.UTC().Truncate(time.Microsecond)
 	ms := a.Duration.Milliseconds()
 	if ms < 0 {
 		ms = 0
-	}
-	if _, err := q.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, attempt, round, started_at, duration_ms, status_code, response_excerpt, error, next_attempt_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, o.DeliveryID, a.Attempt, o.Round, started, ms, a.StatusCode, a.ResponseExcerpt,
-		cutUTF8(a.Error, 1000), sqlTime(a.NextAttemptAt)); err != nil {
-		return nil, 0, fmt.Errorf("insert webhook attempt of delivery %d: %w", o.DeliveryID, err)
 	}
 	t := now()
 	var delivered any
 	if o.State == WebhookSucceeded {
 		delivered = t
 	}
-	if _, err := q.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, round_attempts = round_attempts + 1,
+	// The UPDATE numbers the attempt (LAST_INSERT_ID(expr) hands the new
+	// count back) and holds the delivery's row lock for the rest of the
+	// transaction: no SELECT … FOR UPDATE round trip first.
+	res, err := q.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = LAST_INSERT_ID(attempts + 1), round_attempts = round_attempts + 1,
 		last_status = ?, last_error = ?, next_attempt_at = ?, lease_until = NULL, delivered_at = COALESCE(?, delivered_at), updated_at = ?
-		WHERE id = ?`, o.State, a.StatusCode, cutUTF8(a.Error, 1000), sqlTime(a.NextAttemptAt), delivered, t, o.DeliveryID); err != nil {
+		WHERE id = ?`, o.State, a.StatusCode, cutUTF8(a.Error, 1000), sqlTime(a.NextAttemptAt), delivered, t, o.DeliveryID)
+	if err != nil {
 		return nil, 0, fmt.Errorf("update webhook delivery %d: %w", o.DeliveryID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return nil, 0, mapErr(sql.ErrNoRows, fmt.Sprintf("lock webhook delivery %d", o.DeliveryID))
+	}
+	n, err := res.LastInsertId()
+	if err != nil {
+		return nil, 0, fmt.Errorf("number the attempt of webhook delivery %d: %w", o.DeliveryID, err)
+	}
+	a.Attempt = int(n)
+	if _, err := q.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, attempt, round, started_at, duration_ms, status_code, response_excerpt, error, next_attempt_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, o.DeliveryID, a.Attempt, o.Round, started, ms, a.StatusCode, a.ResponseExcerpt,
+		cutUTF8(a.Error, 1000), sqlTime(a.NextAttemptAt)); err != nil {
+		return nil, 0, fmt.Errorf("insert webhook attempt of delivery %d: %w", o.DeliveryID, err)
 	}
 	if o.State == WebhookSucceeded {
 		if _, err := q.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`, o.EndpointID); err != nil {
