@@ -224,10 +224,21 @@ func GetWebhookEndpoint(ctx context.Context, q Querier, tenantID, id int64) (Web
 	return getWebhookEndpoint(ctx, q, tenantID, id, "")
 }
 
-func getWebhookEndpoint(ctx context.Context, q Querier, tenantID, id int64, lock string) (WebhookEndpoint, error) {
+// GetWebhookEndpointRow loads one endpoint without its event types (nil):
+// what a delivery needs (URL, secrets, state), in one statement.
+func GetWebhookEndpointRow(ctx context.Context, q Querier, tenantID, id int64) (WebhookEndpoint, error) {
+	return getWebhookEndpointRow(ctx, q, tenantID, id, "")
+}
+
+func getWebhookEndpointRow(ctx context.Context, q Querier, tenantID, id int64, lock string) (WebhookEndpoint, error) {
 	e, err := scanWebhookEndpoint(q.QueryRowContext(ctx, `SELECT `+webhookEndpointCols+` FROM webhook_endpoints WHERE tenant_id = ? AND id = ?`+lock, tenantID, id))
+	return e, mapErr(err, fmt.Sprintf("get webhook endpoint %d", id))
+}
+
+func getWebhookEndpoint(ctx context.Context, q Querier, tenantID, id int64, lock string) (WebhookEndpoint, error) {
+	e, err := getWebhookEndpointRow(ctx, q, tenantID, id, lock)
 	if err != nil {
-		return WebhookEndpoint{}, mapErr(err, fmt.Sprintf("get webhook endpoint %d", id))
+		return WebhookEndpoint{}, err
 	}
 	eps := []WebhookEndpoint{e}
 	if err := loadSubscriptions(ctx, q, eps); err != nil {

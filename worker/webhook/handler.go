@@ -155,7 +155,7 @@ func (h *Handler) Handle(ctx context.Context, p tasks.WebhookDeliver, _ *asynq.T
 	if d.Round != p.Round || d.State != store.WebhookPending {
 		return nil // delivered, given up, or a later round has its own task
 	}
-	ep, err := store.GetWebhookEndpoint(ctx, h.db, p.TenantID, d.EndpointID)
+	ep, err := store.GetWebhookEndpointRow(ctx, h.db, p.TenantID, d.EndpointID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -365,7 +365,7 @@ func (h *Handler) disable(ctx context.Context, ep store.WebhookEndpoint, d store
 	if err := store.FailWebhookDelivery(ctx, h.db, d.ID, d.Round, "endpoint disabled ("+reason+")"); err != nil {
 		return err
 	}
-	cur, err := store.GetWebhookEndpoint(ctx, h.db, ep.TenantID, ep.ID)
+	cur, err := store.GetWebhookEndpointRow(ctx, h.db, ep.TenantID, ep.ID)
 	if err != nil {
 		return err
 	}
