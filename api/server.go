@@ -111,8 +111,8 @@ type Server struct {
 	cache          *readCache
 	app            *fiber.App
 
-	basicCache credCache // verified Basic logins of the dashboard
-	tokenCache credCache // verified access tokens
+	basicCache credCache        // verified Basic logins of the dashboard
+	tokenCache credCache        // verified access tokens
 	clock      func() time.Time // nil: time.Now
 
 	specOnce sync.Once
