@@ -52,13 +52,11 @@ func (h *Handler) webhookEffects(ctx context.Context, ev store.Event) ([]Effect,
 		p := tasks.WebhookDeliver{TenantID: d.TenantID, EventID: d.EventID, EndpointID: d.EndpointID, DeliveryID: d.ID, Round: r.Round}
 		return []Effect{{Payload: p, TaskID: p.TaskID()}}, nil
 	case slices.Contains(store.EventTypes(), ev.Type):
-		eps, err := store.ListSubscribedWebhookEndpoints(ctx, h.DB, ev.TenantID, ev.Type)
+		ids, err := store.SubscribedWebhookEndpointIDs(ctx, h.DB, ev.TenantID, ev.Type)
 		if err != nil {
 			return nil, err
 		}
-		for _, ep := range eps {
-			endpointIDs = append(endpointIDs, ep.ID)
-		}
+		endpointIDs = ids
 	}
 	if len(endpointIDs) == 0 {
 		return nil, nil
