@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -87,17 +86,12 @@ func (s *Server) mutate(c *fiber.Ctx, fn func(ctx context.Context, tx *sql.Tx) (
 		c.Set("Idempotent-Replayed", "true")
 		return send(c, replay.Status, replay.Body, replay.Location)
 	}
-	// The cache generation bump and the fast-path publish are independent
-	// Redis round trips: the bump runs beside the publish, and both end
-	// before the response (a read after it sees the write).
-	var bumped sync.WaitGroup
-	bumped.Go(func() { s.cache.invalidate(ctx, p.TenantID) })
+	s.cache.invalidate(ctx, p.TenantID)
 	for _, ev := range res.events {
 		if ev.ID != 0 {
 			s.publisher.Publish(ctx, ev.ID)
 		}
 	}
-	bumped.Wait()
 	return send(c, res.status, body, res.location)
 }
 
