@@ -118,7 +118,11 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	published := 0
 	var publishErr error
 	pubDups := 0
-	err := r.db.InTx(ctx, func(tx *sql.Tx) error {
+	// READ COMMITTED: the claim locks the claimed rows only. Under
+	// REPEATABLE READ it also locked the gap after them, and the API's
+	// order inserts waited for this transaction, which can last a publish
+	// timeout when Redis is down.
+	err := r.db.InTxReadCommitted(ctx, func(tx *sql.Tx) error {
 		published, publishErr = 0, nil
 		events, err := store.ClaimUnpublished(ctx, tx, time.Now().Add(-r.cfg.Grace), r.cfg.Batch)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -173,5 +174,76 @@ func TestRelayWithRedisDownKeepsEvents(t *testing.T) {
 	}
 	if unpublished != 2 || attempts != 1 {
 		t.Errorf("unpublished=%d attempts=%d, want 2 and 1 (the relay stops at the first failure)", unpublished, attempts)
+	}
+}
+
+// A relay round whose publish hangs (Redis accepts but never answers) holds
+// its transaction for the publish timeout; meanwhile new events (an order's
+// insert) must not wait for it. Under REPEATABLE READ the claim's gap lock
+// blocked them for the whole round.
+func TestRelayRoundDoesNotBlockNewEvents(t *testing.T) {
+	t.Parallel()
+	db := storetest.NewDB(t)
+	ten := storetest.Tenant(t, db, "relay")
+	insertEvents(t, db, ten.ID, 3)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{})
+	var held []net.Conn
+	var heldMu sync.Mutex
+	go func() {
+		var once sync.Once
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			heldMu.Unlock()
+			once.Do(func() { close(accepted) })
+		}
+	}()
+	defer func() {
+		heldMu.Lock()
+		defer heldMu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: ln.Addr().String()})
+	defer client.Close()
+	r := scheduler.NewRelay(scheduler.RelayConfig{PublishTimeout: 5 * time.Second}, db, client, nil, nil)
+	relayDone := make(chan error, 1)
+	go func() {
+		_, err := r.RelayOnce(context.Background())
+		relayDone <- err
+	}()
+	select {
+	case <-accepted: // the events are claimed and the relay is publishing
+	case err := <-relayDone:
+		t.Fatalf("relay round ended before publishing: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay never tried to publish")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err = db.InTx(ctx, func(tx *sql.Tx) error {
+		ev := store.Event{TenantID: ten.ID, Type: "test.event", AggregateType: "test", AggregateID: 99, Payload: json.RawMessage(`{}`)}
+		return store.InsertEvent(ctx, tx, &ev)
+	})
+	if err != nil {
+		t.Fatalf("inserting an event while a relay round publishes: %v", err)
+	}
+	select {
+	case err := <-relayDone:
+		t.Fatalf("the relay round ended (%v) before the insert could be checked against it", err)
+	default: // the insert went through while the round still held its transaction
+	}
+	if err := <-relayDone; err == nil {
+		t.Error("a relay round against a Redis that never answers reported no error")
 	}
 }

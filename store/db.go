@@ -140,9 +140,22 @@ func QuoteIdent(s string) string {
 // restarts fn (up to three attempts), so fn must not have side effects
 // outside the transaction.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.InTxOptions(ctx, nil, fn)
+}
+
+// InTxReadCommitted is InTx at READ COMMITTED: a locking read takes no gap
+// locks, so a claim with FOR UPDATE SKIP LOCKED does not block the inserts
+// after the rows it locks (under REPEATABLE READ it does, up to the end of
+// the index, for as long as its transaction lasts).
+func (db *DB) InTxReadCommitted(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.InTxOptions(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, fn)
+}
+
+// InTxOptions is InTx with transaction options (nil: the server's defaults).
+func (db *DB) InTxOptions(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		err = db.inTx(ctx, fn)
+		err = db.inTx(ctx, opts, fn)
 		if err == nil || !isRetryable(err) || ctx.Err() != nil {
 			return err
 		}
@@ -150,8 +163,8 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return err
 }
 
-func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
-	tx, err := db.BeginTx(ctx, nil)
+func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
