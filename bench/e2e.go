@@ -128,20 +128,11 @@ func startE2EReceiver() (*e2eReceiver, error) {
 		ErrorLog: log.New(io.Discard, "", 0)}
 	go func() { _ = r.http.Serve(hl) }()
 
-	sl, err := net.Listen("tcp", "127.0.0.1:0")
+	r.smtp, r.smtpAddr, err = serveSMTP(func() smtp.Session { return &e2eSession{r: r} })
 	if err != nil {
 		_ = r.http.Close()
-		return nil, fmt.Errorf("listen for the SMTP server: %w", err)
+		return nil, fmt.Errorf("SMTP server: %w", err)
 	}
-	r.smtpAddr = sl.Addr().String()
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &e2eSession{r: r}, nil }))
-	srv.Domain = "iaccbench.local"
-	srv.AllowInsecureAuth = true
-	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
-	srv.MaxMessageBytes = 64 << 20
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	r.smtp = srv
-	go func() { _ = srv.Serve(sl) }()
 	return r, nil
 }
 

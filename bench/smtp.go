@@ -21,20 +21,30 @@ type smtpSink struct {
 }
 
 func startSMTPSink() (*smtpSink, error) {
+	s := &smtpSink{}
+	srv, addr, err := serveSMTP(func() smtp.Session { return sinkSession{s} })
+	if err != nil {
+		return nil, fmt.Errorf("SMTP sink: %w", err)
+	}
+	s.srv, s.addr = srv, addr
+	return s, nil
+}
+
+// serveSMTP starts an SMTP server on a free loopback port whose sessions
+// come from session: plain text, no auth, messages up to 64 MB.
+func serveSMTP(session func() smtp.Session) (*smtp.Server, string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("listen for the SMTP sink: %w", err)
+		return nil, "", fmt.Errorf("listen: %w", err)
 	}
-	s := &smtpSink{addr: ln.Addr().String()}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return sinkSession{s}, nil }))
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return session(), nil }))
 	srv.Domain = "iaccbench.local"
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
 	srv.MaxMessageBytes = 64 << 20
 	srv.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv = srv
 	go func() { _ = srv.Serve(ln) }()
-	return s, nil
+	return srv, ln.Addr().String(), nil
 }
 
 // URL is the child's IACC_SMTP_URL.
