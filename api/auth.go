@@ -66,10 +66,14 @@ const tokenLeeway = 30 * time.Second
 // A verified token is remembered, by its SHA-256, until it expires: decoding
 // its JSON again on every request was a fifth of a cached read's cost.
 func (s *Server) parseToken(raw string) (Principal, error) {
+	return s.parseTokenSum(raw, sha256.Sum256([]byte(raw)))
+}
+
+// parseTokenSum is parseToken with the token's SHA-256 already computed.
+func (s *Server) parseTokenSum(raw string, key [32]byte) (Principal, error) {
 	if len(raw) > maxTokenBytes {
 		return Principal{}, errors.New("token too long")
 	}
-	key := sha256.Sum256([]byte(raw))
 	if p, ok := s.tokenCache.get(key, s.now()); ok {
 		return p, nil
 	}
@@ -115,6 +119,10 @@ func (s *Server) verifyToken(raw string) (Principal, time.Time, error) {
 
 type principalKey struct{}
 
+// tokenSumKey holds the verified token's SHA-256 (the per-token rate
+// limit's key).
+type tokenSumKey struct{}
+
 // authenticate requires a valid bearer token and stores the principal.
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	h := c.Get(fiber.HeaderAuthorization)
@@ -123,12 +131,15 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="iacc"`)
 		return errUnauthorized("a bearer token is required")
 	}
-	p, err := s.parseToken(strings.TrimSpace(raw))
+	raw = strings.TrimSpace(raw)
+	sum := sha256.Sum256([]byte(raw))
+	p, err := s.parseTokenSum(raw, sum)
 	if err != nil {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="iacc", error="invalid_token"`)
 		return errUnauthorized("the bearer token is invalid or expired")
 	}
 	c.Locals(principalKey{}, p)
+	c.Locals(tokenSumKey{}, sum)
 	c.SetUserContext(context.WithValue(c.UserContext(), principalKey{}, p))
 	return c.Next()
 }

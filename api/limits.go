@@ -108,9 +108,10 @@ func (s *Server) deferTokenLimit(c *fiber.Ctx) error {
 	return err
 }
 
+// tokenLimit is the request's unit of its token's budget. It runs after
+// authenticate, which leaves the token's SHA-256 in the context.
 func (s *Server) tokenLimit(c *fiber.Ctx) *tokenLimit {
-	raw := strings.TrimSpace(strings.TrimPrefix(c.Get(fiber.HeaderAuthorization), "Bearer"))
-	sum := sha256.Sum256([]byte(raw))
+	sum, _ := c.Locals(tokenSumKey{}).([32]byte)
 	return &tokenLimit{key: "tok:" + hex.EncodeToString(sum[:12]), perMinute: s.cfg.Limits.PerTokenPerMinute}
 }
 
