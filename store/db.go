@@ -140,7 +140,7 @@ func QuoteIdent(s string) string {
 // restarts fn (up to three attempts), so fn must not have side effects
 // outside the transaction.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return db.InTxOptions(ctx, nil, fn)
+	return db.inTxOptions(ctx, nil, fn)
 }
 
 // InTxReadCommitted is InTx at READ COMMITTED: a locking read takes no gap
@@ -148,11 +148,11 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // after the rows it locks (under REPEATABLE READ it does, up to the end of
 // the index, for as long as its transaction lasts).
 func (db *DB) InTxReadCommitted(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return db.InTxOptions(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, fn)
+	return db.inTxOptions(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, fn)
 }
 
-// InTxOptions is InTx with transaction options (nil: the server's defaults).
-func (db *DB) InTxOptions(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+// inTxOptions is InTx with transaction options (nil: the server's defaults).
+func (db *DB) inTxOptions(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		err = db.inTx(ctx, opts, fn)

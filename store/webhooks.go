@@ -664,8 +664,10 @@ func RecordWebhookAttempt(ctx context.Context, q Querier, o WebhookOutcome) (fai
 	if err != nil {
 		return nil, 0, fmt.Errorf("update webhook delivery %d: %w", o.DeliveryID, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return nil, 0, mapErr(sql.ErrNoRows, fmt.Sprintf("lock webhook delivery %d", o.DeliveryID))
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, 0, fmt.Errorf("update webhook delivery %d: %w", o.DeliveryID, err)
+	} else if n != 1 {
+		return nil, 0, mapErr(sql.ErrNoRows, fmt.Sprintf("update webhook delivery %d", o.DeliveryID))
 	}
 	n, err := res.LastInsertId()
 	if err != nil {
