@@ -65,6 +65,12 @@ func TestWaitsDoNotUseUpRetries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	toComplete := 0
+	for _, tc := range cases {
+		if tc.complete {
+			toComplete++
+		}
+	}
 	insp := asynq.NewInspectorFromRedisClient(rdb.Client)
 	deadline := time.After(30 * time.Second)
 	completed := map[int]bool{}
@@ -80,13 +86,7 @@ func TestWaitsDoNotUseUpRetries(t *testing.T) {
 				archived++
 			}
 		}
-		want := 0
-		for _, tc := range cases {
-			if tc.complete {
-				want++
-			}
-		}
-		if len(completed) == want && archived == len(cases)-want {
+		if len(completed) == toComplete && archived == len(cases)-toComplete {
 			break
 		}
 		select {
