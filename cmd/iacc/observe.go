@@ -135,14 +135,20 @@ func startHealthServer(d *deps, reg *prometheus.Registry, ln net.Listener) (*hea
 			return nil, fmt.Errorf("IACC_HEALTH_ADDR: listen on %s: %w", d.cfg.HealthAddr, err)
 		}
 	}
+	return serveSide(d, "health and metrics", mux, ln), nil
+}
+
+// serveSide serves mux on ln in the background (the health and the pprof
+// listeners). No write timeout: a CPU profile streams for its ?seconds=.
+func serveSide(d *deps, what string, mux http.Handler, ln net.Listener) *healthServer {
 	hs := &healthServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go func() {
 		if err := hs.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("health server failed", "err", err)
+			d.log.Error(what+" server failed", "err", err)
 		}
 	}()
-	d.log.Info("health and metrics listening", "addr", ln.Addr().String())
-	return hs, nil
+	d.log.Info(what+" listening", "addr", ln.Addr().String())
+	return hs
 }
 
 // startPprofServer serves net/http/pprof on IACC_PPROF_ADDR, for profiling
@@ -159,15 +165,7 @@ func startPprofServer(d *deps) (*healthServer, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	// No write timeout: a CPU profile streams for its ?seconds=.
-	ps := &healthServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
-	go func() {
-		if err := ps.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("pprof server failed", "err", err)
-		}
-	}()
-	d.log.Info("pprof listening", "addr", ln.Addr().String())
-	return ps, nil
+	return serveSide(d, "pprof", mux, ln), nil
 }
 
 func (h *healthServer) stop(ctx context.Context) {
