@@ -10,10 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/iacc/iacc/blob"
-	"github.com/iacc/iacc/store/storetest"
 	"github.com/iacc/iacc/tasks"
-	"github.com/iacc/iacc/worker"
 	"github.com/iacc/iacc/worker/accounting"
 )
 
@@ -32,14 +29,8 @@ func TestWaitsDoNotUseUpRetries(t *testing.T) {
 		{"accounting rate limit", tasks.RetryIn(10*time.Millisecond, fmt.Errorf("sync: %w", accounting.ErrRateLimited)), true},
 		{"ordinary failure", tasks.RetryIn(10*time.Millisecond, errors.New("partner answered 500")), false},
 	}
-	db := storetest.NewDB(t)
-	rdb := storetest.NewRedis(t)
-	blobs, err := blob.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := asynq.NewClientFromRedisClient(rdb.Client)
-	w := worker.New(worker.Config{Concurrency: 4}, worker.Deps{DB: db, Redis: rdb.Client, Client: client, Blobs: blobs})
+	b := setup(t)
+	w, client, rdb := b.w, b.client, b.rdb
 	mux, ok := w.Handler().(*asynq.ServeMux)
 	if !ok {
 		t.Fatalf("worker handler is %T, want *asynq.ServeMux", w.Handler())
@@ -58,7 +49,6 @@ func TestWaitsDoNotUseUpRetries(t *testing.T) {
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(w.Shutdown)
 	for i := range cases {
 		if _, err := client.Enqueue(asynq.NewTask(fmt.Sprintf("test:wait:%d", i), nil), asynq.MaxRetry(1), asynq.Queue(tasks.QueueDefault),
 			asynq.TaskID(fmt.Sprintf("wait-%d", i))); err != nil {

@@ -20,10 +20,12 @@ import (
 )
 
 type bundle struct {
-	db    *store.DB
-	rdb   *storetest.Redis
-	blobs *blob.Dir
-	mux   asynq.Handler
+	db     *store.DB
+	rdb    *storetest.Redis
+	blobs  *blob.Dir
+	mux    asynq.Handler
+	w      *worker.Worker // not started; shut down at the end of the test
+	client *asynq.Client
 }
 
 func setup(t *testing.T) bundle {
@@ -37,7 +39,7 @@ func setup(t *testing.T) bundle {
 	client := asynq.NewClientFromRedisClient(rdb.Client)
 	w := worker.New(worker.Config{}, worker.Deps{DB: db, Redis: rdb.Client, Client: client, Blobs: blobs})
 	t.Cleanup(w.Shutdown)
-	return bundle{db: db, rdb: rdb, blobs: blobs, mux: w.Handler()}
+	return bundle{db: db, rdb: rdb, blobs: blobs, mux: w.Handler(), w: w, client: client}
 }
 
 func run(t *testing.T, h asynq.Handler, p tasks.Payload) error {
