@@ -270,6 +270,33 @@ func SuppressEmailAddress(ctx context.Context, q Querier, tenantID int64, addres
 	return nil
 }
 
+// EmailPrecheck is what an email:send task looks up before it composes
+// its email: the status of the email already recorded under its dedupe key
+// ("" when none is) and the suppression of its recipient, if any.
+type EmailPrecheck struct {
+	Status           string
+	Suppressed       bool
+	SuppressedReason string
+}
+
+// Final reports whether an earlier task finished the email (sent, refused
+// or suppressed): nothing is left to do.
+func (c EmailPrecheck) Final() bool { return c.Status != "" && c.Status != EmailSending }
+
+// CheckEmail reads, in one statement, the status of the email recorded
+// under dedupeKey and whether its recipient is suppressed.
+func CheckEmail(ctx context.Context, q Querier, tenantID int64, dedupeKey, address string) (EmailPrecheck, error) {
+	var status, reason sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT
+		(SELECT status FROM emails WHERE tenant_id = ? AND dedupe_hash = ?),
+		(SELECT reason FROM email_suppressions WHERE tenant_id = ? AND address = ?)`,
+		tenantID, dedupeHash(dedupeKey), tenantID, NormalizeEmailAddress(address)).Scan(&status, &reason)
+	if err != nil {
+		return EmailPrecheck{}, fmt.Errorf("check email %s: %w", dedupeKey, err)
+	}
+	return EmailPrecheck{Status: status.String, Suppressed: reason.Valid, SuppressedReason: reason.String}, nil
+}
+
 // GetEmailSuppression returns the suppression of an address, or ErrNotFound.
 func GetEmailSuppression(ctx context.Context, q Querier, tenantID int64, address string) (EmailSuppression, error) {
 	var s EmailSuppression

@@ -235,6 +235,41 @@ func TestEmailSuppressions(t *testing.T) {
 	}
 }
 
+// CheckEmail sees the email recorded under a key (its status: final once
+// sent, not while sending) and its recipient's suppression, per tenant.
+func TestCheckEmail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.NewDB(t)
+	ten := storetest.Tenant(t, db, "mail")
+	other := storetest.Tenant(t, db, "mail")
+	in := newEmail(ten.ID, "evt-9:notice:a@x.test")
+
+	if c, err := store.CheckEmail(ctx, db, ten.ID, in.DedupeKey, in.Recipient); err != nil || c != (store.EmailPrecheck{}) || c.Final() {
+		t.Fatalf("nothing recorded: %+v %v", c, err)
+	}
+	e, _, err := store.ClaimEmail(ctx, db, in, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := store.CheckEmail(ctx, db, ten.ID, in.DedupeKey, in.Recipient); err != nil || c.Status != store.EmailSending || c.Final() || c.Suppressed {
+		t.Fatalf("while sending: %+v %v", c, err)
+	}
+	if err := store.MarkEmailSent(ctx, db, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SuppressEmailAddress(ctx, db, ten.ID, "a@x.test", "550 gone", e.ID); err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.CheckEmail(ctx, db, ten.ID, in.DedupeKey, " A@X.test")
+	if err != nil || c.Status != store.EmailSent || !c.Final() || !c.Suppressed || c.SuppressedReason != "550 gone" {
+		t.Fatalf("sent and suppressed: %+v %v", c, err)
+	}
+	if c, err := store.CheckEmail(ctx, db, other.ID, in.DedupeKey, in.Recipient); err != nil || c != (store.EmailPrecheck{}) {
+		t.Fatalf("another tenant: %+v %v", c, err)
+	}
+}
+
 // The endpoint of a webhook_endpoint_disabled email: its URL and reason;
 // a missing row, or a missing table, is ErrNotFound (a generic email).
 func TestGetWebhookEndpointNotice(t *testing.T) {

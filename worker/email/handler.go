@@ -110,27 +110,25 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EmailSend, _ *asynq.Task) 
 		return errors.New("email:send: no SMTP server configured (IACC_SMTP_URL)")
 	}
 	key := p.DedupeKey()
-	existing, err := store.GetEmail(ctx, h.db, p.TenantID, key)
-	switch {
-	case err == nil && existing.Final():
-		return nil // sent (or refused, or suppressed) by an earlier task
-	case err != nil && !errors.Is(err, store.ErrNotFound):
+	pre, err := store.CheckEmail(ctx, h.db, p.TenantID, key, p.To)
+	if err != nil {
 		return err
+	}
+	if pre.Final() {
+		return nil // sent (or refused, or suppressed) by an earlier task
 	}
 	row := store.Email{
 		TenantID: p.TenantID, DedupeKey: key, Template: p.Template, Recipient: p.To, SubjectType: p.SubjectType,
 		SubjectID: p.SubjectID, EventID: p.EventID, MessageID: "<" + MessageID(p.TenantID, key, h.mailer.Domain()) + ">",
 	}
-	if sup, err := store.GetEmailSuppression(ctx, h.db, p.TenantID, p.To); err == nil {
-		rec, err := store.RecordSuppressedEmail(ctx, h.db, row, "recipient suppressed: "+sup.Reason)
+	if pre.Suppressed {
+		rec, err := store.RecordSuppressedEmail(ctx, h.db, row, "recipient suppressed: "+pre.SuppressedReason)
 		if err != nil {
 			return err
 		}
 		h.log.InfoContext(ctx, "email suppressed", "tenant_id", p.TenantID, "template", p.Template, "email_id", rec.ID)
 		h.count("suppressed")
 		return nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
 	}
 
 	c, err := h.compose(ctx, p)
