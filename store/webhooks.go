@@ -492,8 +492,26 @@ func EnsureWebhookDeliveries(ctx context.Context, q Querier, ev Event, endpointI
 		ids = append(ids, epID)
 	}
 	sb.WriteString(` ON DUPLICATE KEY UPDATE id = id`)
-	if _, err := q.ExecContext(ctx, sb.String(), args...); err != nil {
+	res, err := q.ExecContext(ctx, sb.String(), args...)
+	if err != nil {
 		return nil, mapErr(err, fmt.Sprintf("insert webhook deliveries of event %d", ev.ID))
+	}
+	if len(endpointIDs) == 1 {
+		// One row inserted (not found): it is the row just written, and
+		// its id is the insert's; no read back.
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("insert webhook deliveries of event %d: %w", ev.ID, err)
+		}
+		if n == 1 {
+			id, err := res.LastInsertId()
+			if err != nil {
+				return nil, fmt.Errorf("insert webhook deliveries of event %d: %w", ev.ID, err)
+			}
+			next := t
+			return []WebhookDelivery{{ID: id, TenantID: ev.TenantID, EndpointID: endpointIDs[0], EventID: ev.ID, EventType: ev.Type,
+				MsgID: WebhookMsgID(ev.ID, endpointIDs[0]), State: WebhookPending, NextAttemptAt: &next, CreatedAt: t, UpdatedAt: t}}, nil
+		}
 	}
 	rows, err := q.QueryContext(ctx, `SELECT `+webhookDeliveryCols+` FROM webhook_deliveries WHERE event_id = ? AND endpoint_id IN (`+
 		placeholders(len(endpointIDs))+`) ORDER BY endpoint_id`, ids...)
@@ -519,6 +537,53 @@ func EnsureWebhookDeliveries(ctx context.Context, q Querier, ev Event, endpointI
 func GetWebhookDelivery(ctx context.Context, q Querier, tenantID, id int64) (WebhookDelivery, error) {
 	d, err := scanWebhookDelivery(q.QueryRowContext(ctx, `SELECT `+webhookDeliveryCols+` FROM webhook_deliveries WHERE tenant_id = ? AND id = ?`, tenantID, id))
 	return d, mapErr(err, fmt.Sprintf("get webhook delivery %d", id))
+}
+
+// WebhookDeliveryWork is what one attempt at a delivery reads: the
+// delivery, its endpoint (without event types) and its event. Event.ID is
+// 0 when the event no longer exists (retention removed it).
+type WebhookDeliveryWork struct {
+	Delivery WebhookDelivery
+	Endpoint WebhookEndpoint
+	Event    Event
+}
+
+// GetWebhookDeliveryWork loads a delivery of a tenant with its endpoint
+// and its event, in one statement. A delivery whose endpoint is gone is
+// ErrNotFound, like a missing delivery.
+func GetWebhookDeliveryWork(ctx context.Context, q Querier, tenantID, id int64) (WebhookDeliveryWork, error) {
+	var w WebhookDeliveryWork
+	d, e := &w.Delivery, &w.Endpoint
+	var next, lease, delivered, disabledAt, notifiedAt, failingSince, prevExpires, rotatedAt sql.NullTime
+	var evID, evTenant, evAggID sql.NullInt64
+	var evType, evAggType sql.NullString
+	var evCreated, evPub, evDisp sql.NullTime
+	var payload []byte
+	err := q.QueryRowContext(ctx, `SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, d.event_type, d.msg_id, d.state, d.round, d.attempts,
+		d.round_attempts, d.last_status, d.last_error, d.next_attempt_at, d.lease_until, d.delivered_at, d.created_at, d.updated_at,
+		e.id, e.tenant_id, e.url, e.description, e.enabled, e.disabled_reason, e.disabled_at, e.disabled_notified_at, e.failing_since,
+		e.secret, COALESCE(e.previous_secret, ''), e.previous_secret_expires_at, e.secret_rotated_at, e.created_at, e.updated_at,
+		o.id, o.tenant_id, o.event_type, o.aggregate_type, o.aggregate_id, o.payload, o.created_at, o.published_at, o.dispatched_at
+		FROM webhook_deliveries d
+		JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.tenant_id = d.tenant_id
+		LEFT JOIN outbox_events o ON o.id = d.event_id
+		WHERE d.tenant_id = ? AND d.id = ?`, tenantID, id).Scan(
+		&d.ID, &d.TenantID, &d.EndpointID, &d.EventID, &d.EventType, &d.MsgID, &d.State, &d.Round, &d.Attempts,
+		&d.RoundAttempts, &d.LastStatus, &d.LastError, &next, &lease, &delivered, &d.CreatedAt, &d.UpdatedAt,
+		&e.ID, &e.TenantID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &disabledAt, &notifiedAt, &failingSince,
+		&e.Secret, &e.PreviousSecret, &prevExpires, &rotatedAt, &e.CreatedAt, &e.UpdatedAt,
+		&evID, &evTenant, &evType, &evAggType, &evAggID, &payload, &evCreated, &evPub, &evDisp)
+	if err != nil {
+		return WebhookDeliveryWork{}, mapErr(err, fmt.Sprintf("get webhook delivery %d", id))
+	}
+	d.NextAttemptAt, d.LeaseUntil, d.DeliveredAt = optTime(next), optTime(lease), optTime(delivered)
+	e.DisabledAt, e.DisabledNotifiedAt, e.FailingSince = optTime(disabledAt), optTime(notifiedAt), optTime(failingSince)
+	e.PreviousSecretExpiresAt, e.SecretRotatedAt = optTime(prevExpires), optTime(rotatedAt)
+	if evID.Valid {
+		w.Event = Event{ID: evID.Int64, TenantID: evTenant.Int64, Type: evType.String, AggregateType: evAggType.String,
+			AggregateID: evAggID.Int64, Payload: payload, CreatedAt: evCreated.Time, PublishedAt: optTime(evPub), DispatchedAt: optTime(evDisp)}
+	}
+	return w, nil
 }
 
 // WebhookDeliveryFilter narrows ListWebhookDeliveries.
@@ -636,6 +701,12 @@ type WebhookOutcome struct {
 	// State is the delivery's state after the attempt: succeeded, pending
 	// (another attempt at Attempt.NextAttemptAt) or failed.
 	State string
+	// EndpointHealthy says the endpoint had no failure run when the attempt
+	// read it: a success then skips the write that ends one (and that
+	// write's lock on the endpoint row, which every delivery to the
+	// endpoint would otherwise queue on). A run that another delivery
+	// starts meanwhile is ended by the next success that reads it.
+	EndpointHealthy bool
 }
 
 // RecordWebhookAttempt logs an attempt, moves its delivery to the outcome's
@@ -678,6 +749,9 @@ func RecordWebhookAttempt(ctx context.Context, q Querier, o WebhookOutcome) (fai
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, o.DeliveryID, a.Attempt, o.Round, started, ms, a.StatusCode, a.ResponseExcerpt,
 		cutUTF8(a.Error, 1000), sqlTime(a.NextAttemptAt)); err != nil {
 		return nil, 0, fmt.Errorf("insert webhook attempt of delivery %d: %w", o.DeliveryID, err)
+	}
+	if o.State == WebhookSucceeded && o.EndpointHealthy {
+		return nil, a.Attempt, nil
 	}
 	if o.State == WebhookSucceeded {
 		if _, err := q.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`, o.EndpointID); err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -188,6 +189,42 @@ func TestEnsureWebhookDeliveriesIsIdempotent(t *testing.T) {
 	}
 }
 
+// With one endpoint the new delivery is returned without reading it back:
+// what it returns is the stored row, the first time and every time after.
+func TestEnsureWebhookDeliveriesOneEndpoint(t *testing.T) {
+	t.Parallel()
+	db := storetest.NewDB(t)
+	ctx := context.Background()
+	ten := storetest.Tenant(t, db, "hooks")
+	e := createEndpoint(t, db, ten.ID, store.EventVendorCreated)
+	ev := insertEvent(t, db, ten.ID, store.EventVendorCreated)
+	for i := range 2 {
+		ds, err := store.EnsureWebhookDeliveries(ctx, db, ev, []int64{e.ID})
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("ensure %d: %+v %v", i, ds, err)
+		}
+		stored, err := store.GetWebhookDelivery(ctx, db, ten.ID, ds[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ds[0]
+		if got.NextAttemptAt == nil || stored.NextAttemptAt == nil || !got.NextAttemptAt.Equal(*stored.NextAttemptAt) {
+			t.Fatalf("ensure %d: next attempt %v, stored %v", i, got.NextAttemptAt, stored.NextAttemptAt)
+		}
+		got.NextAttemptAt = stored.NextAttemptAt
+		if !got.CreatedAt.Equal(stored.CreatedAt) || !got.UpdatedAt.Equal(stored.UpdatedAt) {
+			t.Fatalf("ensure %d: times %v/%v, stored %v/%v", i, got.CreatedAt, got.UpdatedAt, stored.CreatedAt, stored.UpdatedAt)
+		}
+		got.CreatedAt, got.UpdatedAt = stored.CreatedAt, stored.UpdatedAt
+		if !reflect.DeepEqual(got, stored) {
+			t.Fatalf("ensure %d returned %+v; stored %+v", i, got, stored)
+		}
+	}
+	if n := countWhere(t, db, "SELECT COUNT(*) FROM webhook_deliveries WHERE event_id = ?", ev.ID); n != 1 {
+		t.Errorf("%d deliveries, want 1", n)
+	}
+}
+
 // A delivery is leased to one worker at a time; a finished one to none.
 func TestClaimWebhookDelivery(t *testing.T) {
 	t.Parallel()
@@ -265,6 +302,9 @@ func TestRecordWebhookAttemptTracksFailureRun(t *testing.T) {
 	if err != nil || since3 != nil || n3 != 3 {
 		t.Fatalf("success: since %v attempt %d err %v; want the run ended", since3, n3, err)
 	}
+	if row, err := store.GetWebhookEndpointRow(ctx, db, ten.ID, e.ID); err != nil || row.FailingSince != nil {
+		t.Fatalf("endpoint after the success: failing since %v (%v), want no run", row.FailingSince, err)
+	}
 	d, err := store.GetWebhookDelivery(ctx, db, ten.ID, ds[0].ID)
 	if err != nil || d.State != store.WebhookSucceeded || d.Attempts != 3 || d.RoundAttempts != 3 || d.DeliveredAt == nil || d.LastStatus != 200 {
 		t.Errorf("delivery = %+v, %v", d, err)
@@ -330,5 +370,55 @@ func TestRetryWebhookDelivery(t *testing.T) {
 	}
 	if _, err := store.RequestWebhookTest(ctx, db, ten.ID, e.ID, 0, ""); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("test of a disabled endpoint: err = %v, want ErrConflict", err)
+	}
+}
+
+// GetWebhookDeliveryWork reads a delivery with its endpoint and its event;
+// a removed event leaves Event zero, a removed endpoint or another tenant's
+// delivery is ErrNotFound.
+func TestGetWebhookDeliveryWork(t *testing.T) {
+	t.Parallel()
+	db := storetest.NewDB(t)
+	ctx := context.Background()
+	ten := storetest.Tenant(t, db, "hooks")
+	other := storetest.Tenant(t, db, "other")
+	e := createEndpoint(t, db, ten.ID, store.EventVendorCreated)
+	ev := insertEvent(t, db, ten.ID, store.EventVendorCreated)
+	ds, err := store.EnsureWebhookDeliveries(ctx, db, ev, []int64{e.ID})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries %+v, %v", ds, err)
+	}
+	w, err := store.GetWebhookDeliveryWork(ctx, db, ten.ID, ds[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := store.GetWebhookDelivery(ctx, db, ten.ID, ds[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Delivery.ID != want.ID || w.Delivery.MsgID != want.MsgID || w.Delivery.State != store.WebhookPending || w.Delivery.EventID != ev.ID ||
+		!w.Delivery.CreatedAt.Equal(want.CreatedAt) || (w.Delivery.NextAttemptAt == nil) != (want.NextAttemptAt == nil) {
+		t.Errorf("delivery %+v, want %+v", w.Delivery, want)
+	}
+	if w.Endpoint.ID != e.ID || w.Endpoint.URL != e.URL || w.Endpoint.Secret != e.Secret || !w.Endpoint.Enabled || w.Endpoint.FailingSince != nil {
+		t.Errorf("endpoint %+v, want %+v", w.Endpoint, e)
+	}
+	if w.Event.ID != ev.ID || w.Event.Type != ev.Type || w.Event.AggregateID != 1 || string(w.Event.Payload) != `{"id":1}` || w.Event.CreatedAt.IsZero() {
+		t.Errorf("event %+v, want %+v", w.Event, ev)
+	}
+	if _, err := store.GetWebhookDeliveryWork(ctx, db, other.ID, ds[0].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another tenant's delivery: %v, want ErrNotFound", err)
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM outbox_events WHERE id = ?`, ev.ID); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := store.GetWebhookDeliveryWork(ctx, db, ten.ID, ds[0].ID); err != nil || w.Event.ID != 0 || w.Delivery.ID != ds[0].ID {
+		t.Errorf("event removed: %+v, %v; want the delivery with no event", w, err)
+	}
+	if err := store.DeleteWebhookEndpoint(ctx, db, ten.ID, e.ID, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.GetWebhookDeliveryWork(ctx, db, ten.ID, ds[0].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("endpoint removed: %v, want ErrNotFound", err)
 	}
 }

@@ -145,22 +145,16 @@ func messageBody(ev store.Event) ([]byte, error) {
 
 // Handle implements the webhook:deliver task.
 func (h *Handler) Handle(ctx context.Context, p tasks.WebhookDeliver, _ *asynq.Task) error {
-	d, err := store.GetWebhookDelivery(ctx, h.db, p.TenantID, p.DeliveryID)
+	w, err := store.GetWebhookDeliveryWork(ctx, h.db, p.TenantID, p.DeliveryID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // its endpoint was deleted, and its deliveries with it
 	}
 	if err != nil {
 		return err
 	}
+	d, ep, ev := w.Delivery, w.Endpoint, w.Event
 	if d.Round != p.Round || d.State != store.WebhookPending {
 		return nil // delivered, given up, or a later round has its own task
-	}
-	ep, err := store.GetWebhookEndpointRow(ctx, h.db, p.TenantID, d.EndpointID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
 	}
 	if !ep.Enabled {
 		if err := h.notifyDisabled(ctx, ep); err != nil {
@@ -168,12 +162,8 @@ func (h *Handler) Handle(ctx context.Context, p tasks.WebhookDeliver, _ *asynq.T
 		}
 		return store.FailWebhookDelivery(ctx, h.db, d.ID, d.Round, "endpoint disabled ("+ep.DisabledReason+")")
 	}
-	ev, err := store.GetEvent(ctx, h.db, d.EventID)
-	if errors.Is(err, store.ErrNotFound) {
+	if ev.ID == 0 {
 		return store.FailWebhookDelivery(ctx, h.db, d.ID, d.Round, "the event no longer exists")
-	}
-	if err != nil {
-		return err
 	}
 	body, err := messageBody(ev)
 	if err != nil {
@@ -274,7 +264,8 @@ func (h *Handler) attempt(ctx context.Context, ep store.WebhookEndpoint, d store
 // settle records the attempt and tells asynq what comes next.
 func (h *Handler) settle(ctx context.Context, ep store.WebhookEndpoint, d store.WebhookDelivery, res result) error {
 	out := store.WebhookOutcome{TenantID: d.TenantID, DeliveryID: d.ID, EndpointID: ep.ID, Round: d.Round, State: store.WebhookSucceeded,
-		Attempt: store.WebhookAttempt{StartedAt: res.started, Duration: res.duration, StatusCode: res.status, ResponseExcerpt: res.excerpt}}
+		EndpointHealthy: ep.FailingSince == nil,
+		Attempt:         store.WebhookAttempt{StartedAt: res.started, Duration: res.duration, StatusCode: res.status, ResponseExcerpt: res.excerpt}}
 	if res.err != nil {
 		out.Attempt.Error = res.err.Error()
 	}
