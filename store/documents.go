@@ -33,11 +33,21 @@ type Document struct {
 // the same file); the stored row is returned either way.
 func PutDocument(ctx context.Context, q Querier, d Document) (Document, error) {
 	d.CreatedAt = now()
-	_, err := q.ExecContext(ctx, `INSERT INTO documents (tenant_id, kind, subject_id, version, blob_key, content_type, size_bytes, sha256, created_at)
+	res, err := q.ExecContext(ctx, `INSERT INTO documents (tenant_id, kind, subject_id, version, blob_key, content_type, size_bytes, sha256, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE id = id`,
 		d.TenantID, d.Kind, d.SubjectID, d.Version, d.BlobKey, d.ContentType, d.Size, d.SHA256, d.CreatedAt)
 	if err != nil {
 		return Document{}, fmt.Errorf("insert document %s/%d v%d: %w", d.Kind, d.SubjectID, d.Version, err)
+	}
+	// One row affected: d is the new row (no read back); none: read the
+	// row that was there.
+	if n, err := res.RowsAffected(); err != nil {
+		return Document{}, fmt.Errorf("insert document %s/%d v%d: %w", d.Kind, d.SubjectID, d.Version, err)
+	} else if n == 1 {
+		if d.ID, err = res.LastInsertId(); err != nil {
+			return Document{}, fmt.Errorf("insert document %s/%d v%d: %w", d.Kind, d.SubjectID, d.Version, err)
+		}
+		return d, nil
 	}
 	return GetDocument(ctx, q, d.TenantID, d.Kind, d.SubjectID, d.Version)
 }
