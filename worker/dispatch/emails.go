@@ -40,7 +40,10 @@ func (h *Handler) emailEffects(ctx context.Context, ev store.Event) ([]Effect, e
 	if err := json.Unmarshal(ev.Payload, &b); err != nil {
 		return nil, tasks.Permanent(fmt.Errorf("decode %s payload of event %d: %w", ev.Type, ev.ID, err))
 	}
-	tenant, err := store.GetTenant(ctx, h.DB, ev.TenantID)
+	// The vendor's address comes with the tenant, in one statement ("" when
+	// the event names no vendor of the tenant: the vendor gets no email, and
+	// the event's other effects go on).
+	tenant, vendor, err := store.GetTenantAndVendorEmail(ctx, h.DB, ev.TenantID, b.VendorID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil // nobody to write to; the event's other effects go on
 	}
@@ -58,10 +61,6 @@ func (h *Handler) emailEffects(ctx context.Context, ev store.Event) ([]Effect, e
 	accounting := tenant.Settings.AccountingEmails
 	switch ev.Type {
 	case store.EventPurchaseOrderCreated:
-		vendor, err := h.vendorEmail(ctx, ev, b.VendorID)
-		if err != nil {
-			return nil, err
-		}
 		version := max(b.Version, 1)
 		send(tasks.EmailPurchaseOrderVendor, store.DocPurchaseOrder, version, vendor)
 		send(tasks.EmailPurchaseOrderCreated, store.DocPurchaseOrder, version, append(append([]string{}, accounting...), tenant.Settings.ManagementEmails...)...)
@@ -70,31 +69,10 @@ func (h *Handler) emailEffects(ctx context.Context, ev store.Event) ([]Effect, e
 	case store.EventReportReady:
 		send(tasks.EmailReportReady, store.DocReport, max(b.Version, 1), tenant.Settings.ManagementEmails...)
 	case store.EventPaymentRecorded:
-		vendor, err := h.vendorEmail(ctx, ev, b.VendorID)
-		if err != nil {
-			return nil, err
-		}
 		send(tasks.EmailPaymentRemittance, "payment", 0, vendor)
 		send(tasks.EmailPaymentRecorded, "payment", 0, accounting...)
 	}
 	return out, nil
-}
-
-// vendorEmail is the vendor's current address: "" when it has none, or
-// when the event names no vendor of the tenant (the vendor gets no email;
-// the event's other effects must not fail for it).
-func (h *Handler) vendorEmail(ctx context.Context, ev store.Event, vendorID int64) (string, error) {
-	if vendorID == 0 {
-		return "", nil
-	}
-	v, err := store.GetVendor(ctx, h.DB, ev.TenantID, vendorID)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return v.Email, nil
 }
 
 // emailRecipients normalizes addresses and drops empty, invalid and repeated ones.
