@@ -84,14 +84,6 @@ func LineTotal(qty, unitPrice decimal.Decimal) decimal.Decimal {
 // belong to the tenant (ErrNotFound otherwise). The balance UPDATE comes last
 // to hold the vendor row lock for the shortest time.
 func CreatePurchaseOrder(ctx context.Context, q Querier, in NewPurchaseOrder) (CreatedPurchaseOrder, error) {
-	var vendorStatus string
-	err := q.QueryRowContext(ctx, `SELECT status FROM vendors WHERE tenant_id = ? AND id = ?`, in.TenantID, in.VendorID).Scan(&vendorStatus)
-	if err != nil {
-		return CreatedPurchaseOrder{}, mapErr(err, fmt.Sprintf("find vendor %d", in.VendorID))
-	}
-	if vendorStatus != VendorActive {
-		return CreatedPurchaseOrder{}, fmt.Errorf("vendor %d is %s: %w", in.VendorID, vendorStatus, ErrConflict)
-	}
 	ts := now()
 	po := PurchaseOrder{
 		TenantID: in.TenantID, VendorID: in.VendorID, Status: POSubmitted, Currency: in.Currency, Notes: in.Notes,
@@ -138,18 +130,39 @@ func CreatePurchaseOrder(ctx context.Context, q Querier, in NewPurchaseOrder) (C
 	if err != nil {
 		return CreatedPurchaseOrder{}, err
 	}
-	// The balance UPDATE doubles as the final vendor check: it matches only
-	// an active vendor, so a vendor archived (or deleted) while this order
-	// was being written makes the order fail instead of landing on it.
+	// The balance UPDATE is the vendor check: it matches only an active
+	// vendor of the tenant, so an order for a missing or archived vendor
+	// (even one archived while this order was being written) fails and its
+	// transaction rolls back. It comes last, so the vendor's row stays
+	// locked for as short a time as possible; only a failed order pays the
+	// SELECT that tells why.
 	res, err = q.ExecContext(ctx, `UPDATE vendors SET balance = balance + ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND status = ?`,
 		po.TotalAmount.StringFixed(2), ts, po.TenantID, po.VendorID, VendorActive)
 	if err != nil {
 		return CreatedPurchaseOrder{}, mapErr(err, fmt.Sprintf("update vendor %d balance", po.VendorID))
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return CreatedPurchaseOrder{}, fmt.Errorf("vendor %d is no longer active: %w", po.VendorID, ErrConflict)
+	n, err := res.RowsAffected()
+	if err != nil {
+		return CreatedPurchaseOrder{}, fmt.Errorf("update vendor %d balance: %w", po.VendorID, err)
+	}
+	if n != 1 {
+		return CreatedPurchaseOrder{}, vendorRefusal(ctx, q, in.TenantID, in.VendorID)
 	}
 	return CreatedPurchaseOrder{Order: po, Event: ev}, nil
+}
+
+// vendorRefusal says why an order's vendor took no balance update: it does
+// not exist (ErrNotFound) or is not active (ErrConflict).
+func vendorRefusal(ctx context.Context, q Querier, tenantID, vendorID int64) error {
+	var status string
+	err := q.QueryRowContext(ctx, `SELECT status FROM vendors WHERE tenant_id = ? AND id = ?`, tenantID, vendorID).Scan(&status)
+	if err != nil {
+		return mapErr(err, fmt.Sprintf("find vendor %d", vendorID))
+	}
+	if status == VendorActive {
+		return fmt.Errorf("vendor %d is no longer active: %w", vendorID, ErrConflict)
+	}
+	return fmt.Errorf("vendor %d is %s: %w", vendorID, status, ErrConflict)
 }
 
 type poSummaryJSON struct {
