@@ -193,15 +193,34 @@ func scanPO(row interface{ Scan(...any) error }) (PurchaseOrder, error) {
 // GetPurchaseOrder loads one order of a tenant with its items, in one
 // statement.
 func GetPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64) (PurchaseOrder, error) {
-	po, _, _, err := getPurchaseOrder(ctx, q, tenantID, id, false)
-	return po, err
+	o, err := getPurchaseOrder(ctx, q, tenantID, id, false, false, 0)
+	return o.Order, err
 }
 
 // GetPurchaseOrderWithParties loads one order of a tenant with its items,
 // its vendor and its tenant, in one statement: what a document or an email
 // about the order shows.
 func GetPurchaseOrderWithParties(ctx context.Context, q Querier, tenantID, id int64) (PurchaseOrder, Vendor, Tenant, error) {
-	return getPurchaseOrder(ctx, q, tenantID, id, true)
+	o, err := getPurchaseOrder(ctx, q, tenantID, id, true, false, 0)
+	return o.Order, o.Vendor, o.Tenant, err
+}
+
+// PurchaseOrderWithPDF is an order with its items, vendor and tenant, and
+// its PDF document when one is recorded (nil otherwise).
+type PurchaseOrderWithPDF struct {
+	Order  PurchaseOrder
+	Vendor Vendor
+	Tenant Tenant
+	PDF    *Document
+}
+
+// GetPurchaseOrderWithPDF is GetPurchaseOrderWithParties with, in the same
+// statement, the order's PDF of the given version or, when that one is not
+// recorded and the order is at a later version, of its current version
+// (the renderer skips superseded versions). A version of 0 is the current
+// one.
+func GetPurchaseOrderWithPDF(ctx context.Context, q Querier, tenantID, id int64, version int) (PurchaseOrderWithPDF, error) {
+	return getPurchaseOrder(ctx, q, tenantID, id, true, true, version)
 }
 
 // poItemCols are the item columns of an order joined with its items (NULL
@@ -216,11 +235,29 @@ const poJoinCols = `po.id, po.tenant_id, po.vendor_id, po.status, po.currency, p
 const partyCols = `v.id, v.tenant_id, v.name, v.email, v.phone, v.address, v.balance, v.status, v.created_at, v.updated_at,
 	t.id, t.name, t.settings, t.created_at`
 
-func getPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64, parties bool) (PurchaseOrder, Vendor, Tenant, error) {
+// poDocCols are the document columns of an order joined with its PDF.
+const poDocCols = `d.id, d.version, d.blob_key, d.content_type, d.size_bytes, d.sha256, d.created_at`
+
+// getPurchaseOrder reads an order and its items; with parties its vendor
+// and tenant; withPDF its PDF at pdfVersion (see GetPurchaseOrderWithPDF).
+func getPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64, parties, withPDF bool, pdfVersion int) (PurchaseOrderWithPDF, error) {
 	query := `SELECT ` + poJoinCols + `, ` + poItemCols + ` FROM purchase_orders po
 		LEFT JOIN purchase_order_items i ON i.purchase_order_id = po.id
 		WHERE po.tenant_id = ? AND po.id = ? ORDER BY i.line_no`
-	if parties {
+	args := []any{tenantID, id}
+	switch {
+	case withPDF:
+		query = `SELECT ` + poJoinCols + `, ` + partyCols + `, ` + poDocCols + `, ` + poItemCols + ` FROM purchase_orders po
+		JOIN vendors v ON v.tenant_id = po.tenant_id AND v.id = po.vendor_id
+		JOIN tenants t ON t.id = po.tenant_id
+		LEFT JOIN documents d ON d.id = (SELECT d2.id FROM documents d2
+			WHERE d2.tenant_id = po.tenant_id AND d2.kind = ? AND d2.subject_id = po.id
+			AND (d2.version = ? OR (d2.version = po.version AND po.version > ?))
+			ORDER BY d2.version = ? DESC LIMIT 1)
+		LEFT JOIN purchase_order_items i ON i.purchase_order_id = po.id
+		WHERE po.tenant_id = ? AND po.id = ? ORDER BY i.line_no`
+		args = []any{DocPurchaseOrder, pdfVersion, pdfVersion, pdfVersion, tenantID, id}
+	case parties:
 		query = `SELECT ` + poJoinCols + `, ` + partyCols + `, ` + poItemCols + ` FROM purchase_orders po
 		JOIN vendors v ON v.tenant_id = po.tenant_id AND v.id = po.vendor_id
 		JOIN tenants t ON t.id = po.tenant_id
@@ -228,15 +265,21 @@ func getPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64, partie
 		WHERE po.tenant_id = ? AND po.id = ? ORDER BY i.line_no`
 	}
 	var (
-		po       PurchaseOrder
-		v        Vendor
-		t        Tenant
+		o        PurchaseOrderWithPDF
+		po, v, t = &o.Order, &o.Vendor, &o.Tenant
 		settings sql.NullString
 		found    bool
+		docID    sql.NullInt64
+		docVer   sql.NullInt64
+		docSize  sql.NullInt64
+		docAt    sql.NullTime
+		docKey   sql.NullString
+		docType  sql.NullString
+		docSum   sql.NullString
 	)
-	rows, err := q.QueryContext(ctx, query, tenantID, id)
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return po, v, t, fmt.Errorf("get purchase order %d: %w", id, err)
+		return PurchaseOrderWithPDF{}, fmt.Errorf("get purchase order %d: %w", id, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -247,13 +290,16 @@ func getPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64, partie
 		)
 		dest := []any{&po.ID, &po.TenantID, &po.VendorID, &po.Status, &po.Currency, &po.Notes, &po.TotalAmount, &po.InvoicedAmount, &po.Version,
 			&po.CreatedBy, &po.CreatedAt, &po.UpdatedAt}
-		if parties {
+		if parties || withPDF {
 			dest = append(dest, &v.ID, &v.TenantID, &v.Name, &v.Email, &v.Phone, &v.Address, &v.Balance, &v.Status, &v.CreatedAt, &v.UpdatedAt,
 				&t.ID, &t.Name, &settings, &t.CreatedAt)
 		}
+		if withPDF {
+			dest = append(dest, &docID, &docVer, &docKey, &docType, &docSize, &docSum, &docAt)
+		}
 		dest = append(dest, &lineNo, &desc, &qty, &price, &amount)
 		if err := rows.Scan(dest...); err != nil {
-			return PurchaseOrder{}, Vendor{}, Tenant{}, fmt.Errorf("scan purchase order %d: %w", id, err)
+			return PurchaseOrderWithPDF{}, fmt.Errorf("scan purchase order %d: %w", id, err)
 		}
 		found = true
 		if lineNo.Valid {
@@ -262,15 +308,19 @@ func getPurchaseOrder(ctx context.Context, q Querier, tenantID, id int64, partie
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return PurchaseOrder{}, Vendor{}, Tenant{}, fmt.Errorf("get purchase order %d: %w", id, err)
+		return PurchaseOrderWithPDF{}, fmt.Errorf("get purchase order %d: %w", id, err)
 	}
 	if !found {
-		return PurchaseOrder{}, Vendor{}, Tenant{}, mapErr(sql.ErrNoRows, fmt.Sprintf("get purchase order %d", id))
+		return PurchaseOrderWithPDF{}, mapErr(sql.ErrNoRows, fmt.Sprintf("get purchase order %d", id))
 	}
 	if err := decodeTenantSettings(settings, &t.Settings); err != nil {
-		return PurchaseOrder{}, Vendor{}, Tenant{}, err
+		return PurchaseOrderWithPDF{}, err
 	}
-	return po, v, t, nil
+	if docID.Valid {
+		o.PDF = &Document{ID: docID.Int64, TenantID: po.TenantID, Kind: DocPurchaseOrder, SubjectID: po.ID, Version: int(docVer.Int64),
+			BlobKey: docKey.String, ContentType: docType.String, Size: docSize.Int64, SHA256: docSum.String, CreatedAt: docAt.Time}
+	}
+	return o, nil
 }
 
 // PurchaseOrderFilter narrows ListPurchaseOrders.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -264,5 +265,63 @@ func TestGetPurchaseOrderWithParties(t *testing.T) {
 		if err := get(); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("another tenant's order: %v, want ErrNotFound", err)
 		}
+	}
+}
+
+// GetPurchaseOrderWithPDF reads the order with its parties and the PDF of
+// the asked version, else of the current version when the order moved on;
+// never an older one. Version 0 is the current one.
+func TestGetPurchaseOrderWithPDF(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.NewDB(t)
+	ten := storetest.Tenant(t, db, "pdf")
+	v := storetest.Vendor(t, db, ten.ID, "Paper Co")
+	po := storetest.PurchaseOrder(t, db, ten.ID, v.ID, 3).Order
+	put := func(version int) store.Document {
+		t.Helper()
+		d, err := store.PutDocument(ctx, db, store.Document{TenantID: ten.ID, Kind: store.DocPurchaseOrder, SubjectID: po.ID, Version: version,
+			BlobKey: fmt.Sprintf("po/%d/v%d.pdf", po.ID, version), ContentType: "application/pdf", Size: int64(100 + version), SHA256: "sum"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	pdfVersion := func(version int) int {
+		t.Helper()
+		o, err := store.GetPurchaseOrderWithPDF(ctx, db, ten.ID, po.ID, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Order.ID != po.ID || len(o.Order.Items) != 3 || o.Vendor.ID != v.ID || o.Tenant.ID != ten.ID {
+			t.Fatalf("order %+v vendor %d tenant %d", o.Order, o.Vendor.ID, o.Tenant.ID)
+		}
+		if o.PDF == nil {
+			return 0
+		}
+		return o.PDF.Version
+	}
+	if got := pdfVersion(1); got != 0 {
+		t.Fatalf("nothing rendered: PDF v%d", got)
+	}
+	v1 := put(1)
+	o, err := store.GetPurchaseOrderWithPDF(ctx, db, ten.ID, po.ID, 1)
+	if err != nil || o.PDF == nil || *o.PDF != v1 {
+		t.Fatalf("PDF %+v (%v), want %+v", o.PDF, err, v1)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE purchase_orders SET version = 3 WHERE id = ?`, po.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := pdfVersion(2); got != 0 {
+		t.Fatalf("v2 asked, v1 and no v3 rendered: PDF v%d, want none (never an older one)", got)
+	}
+	put(3)
+	for asked, want := range map[int]int{1: 1, 2: 3, 3: 3, 0: 3, 4: 0} {
+		if got := pdfVersion(asked); got != want {
+			t.Errorf("v%d asked: PDF v%d, want v%d", asked, got, want)
+		}
+	}
+	if _, err := store.GetPurchaseOrderWithPDF(ctx, db, ten.ID+1000, po.ID, 1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another tenant's order: %v", err)
 	}
 }

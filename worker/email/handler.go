@@ -254,15 +254,22 @@ func (h *Handler) compose(ctx context.Context, p tasks.EmailSend) (composed, err
 	vendorFacing := false
 	switch p.Template {
 	case tasks.EmailPurchaseOrderVendor, tasks.EmailPurchaseOrderCreated:
-		po, v, ten, err := store.GetPurchaseOrderWithParties(ctx, h.db, p.TenantID, p.SubjectID)
+		var o store.PurchaseOrderWithPDF
+		var err error
+		if p.Template == tasks.EmailPurchaseOrderVendor {
+			o, err = store.GetPurchaseOrderWithPDF(ctx, h.db, p.TenantID, p.SubjectID, p.Version)
+		} else {
+			o.Order, o.Vendor, o.Tenant, err = store.GetPurchaseOrderWithParties(ctx, h.db, p.TenantID, p.SubjectID)
+		}
 		if err != nil {
 			return c, permanentIfMissing(err)
 		}
-		d.Tenant.Name, settings = ten.Name, ten.Settings
-		d.Vendor, d.Order = vendorData(v), orderData(po)
+		po := o.Order
+		d.Tenant.Name, settings = o.Tenant.Name, o.Tenant.Settings
+		d.Vendor, d.Order = vendorData(o.Vendor), orderData(po)
 		if p.Template == tasks.EmailPurchaseOrderVendor {
 			vendorFacing = true
-			if err := h.attachOrderPDF(ctx, &c, p, po); err != nil {
+			if err := h.attachOrderPDF(ctx, &c, p, po, o.PDF); err != nil {
 				return c, err
 			}
 			d.AttachmentName = c.attachName
@@ -330,25 +337,16 @@ func (h *Handler) compose(ctx context.Context, p tasks.EmailSend) (composed, err
 	return c, nil
 }
 
-// attachOrderPDF reads the order's PDF: the document of the version the
-// email was caused at, or, when the order moved on before that version was
-// rendered (the renderer skips superseded versions), of its current version.
-func (h *Handler) attachOrderPDF(ctx context.Context, c *composed, p tasks.EmailSend, po store.PurchaseOrder) error {
-	version := p.Version
-	if version <= 0 {
-		version = po.Version
-	}
-	doc, err := store.GetDocument(ctx, h.db, p.TenantID, store.DocPurchaseOrder, po.ID, version)
-	if errors.Is(err, store.ErrNotFound) && po.Version > version {
-		doc, err = store.GetDocument(ctx, h.db, p.TenantID, store.DocPurchaseOrder, po.ID, po.Version)
-	}
-	if errors.Is(err, store.ErrNotFound) {
+// attachOrderPDF reads the order's PDF, doc as read with the order (see
+// store.GetPurchaseOrderWithPDF): the document of the version the email was
+// caused at, or, when the order moved on before that version was rendered
+// (the renderer skips superseded versions), of its current version. None
+// yet: the email retries soon.
+func (h *Handler) attachOrderPDF(ctx context.Context, c *composed, p tasks.EmailSend, po store.PurchaseOrder, doc *store.Document) error {
+	if doc == nil {
 		retries, _ := asynq.GetRetryCount(ctx)
 		return tasks.RetryIn(notReadyDelay(retries),
-			fmt.Errorf("email %s of %s: PDF v%d not rendered yet: %w", p.Template, po.Number(), max(version, po.Version), tasks.ErrNotReady))
-	}
-	if err != nil {
-		return err
+			fmt.Errorf("email %s of %s: PDF v%d not rendered yet: %w", p.Template, po.Number(), max(p.Version, po.Version), tasks.ErrNotReady))
 	}
 	if h.blobs == nil {
 		return errors.New("email: no blob store configured")
