@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -72,5 +73,43 @@ func TestDirPutHonoursCancellation(t *testing.T) {
 	}
 	if _, err := d.Open(context.Background(), "x.pdf"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("cancelled put left a file: %v", err)
+	}
+}
+
+// Put remembers the directories it made; one removed behind its back is
+// made again, and the set of known directories stays bounded.
+func TestDirPutRemakesRemovedDir(t *testing.T) {
+	ctx := context.Background()
+	d, err := NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, "tenants/1/po/0/7-v1.pdf", strings.NewReader("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(d.Root(), "tenants")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, "tenants/1/po/0/7-v2.pdf", strings.NewReader("two")); err != nil {
+		t.Fatalf("put after the directory was removed: %v", err)
+	}
+	rc, err := d.Open(ctx, "tenants/1/po/0/7-v2.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != "two" {
+		t.Fatalf("got %q", got)
+	}
+	maxKnownDirs = 8
+	t.Cleanup(func() { maxKnownDirs = 4096 })
+	for i := range maxKnownDirs + 3 {
+		if _, err := d.Put(ctx, fmt.Sprintf("many/%d/x", i), strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := d.ndir.Load(); n < 1 || n > maxKnownDirs {
+		t.Errorf("%d directories remembered, want at most %d", n, maxKnownDirs)
 	}
 }

@@ -45,9 +45,11 @@ func NewHandler(db *store.DB, blobs blob.Store, concurrency int) *Handler {
 	return &Handler{db: db, blobs: blobs, fonts: fonts, sem: make(chan struct{}, concurrency)}
 }
 
-// BlobKey is where a document version is stored.
+// BlobKey is where a document version is stored: subjects are grouped by
+// the thousand (tenants/1/purchase_order/12/12345-v1.pdf), so that storing
+// a document rarely makes a directory.
 func BlobKey(tenantID int64, kind string, subjectID int64, version int) string {
-	return fmt.Sprintf("tenants/%d/%s/%d/v%d.pdf", tenantID, kind, subjectID, version)
+	return fmt.Sprintf("tenants/%d/%s/%d/%d-v%d.pdf", tenantID, kind, subjectID/1000, subjectID, version)
 }
 
 // subject is what a document is rendered from, loaded at its current version.
