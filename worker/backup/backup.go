@@ -213,6 +213,7 @@ func (s *Service) write(ctx context.Context, id string, start time.Time, started
 	if err := getLock(ctx, conn, lockName("backup", s.cfg.DB.Name())); err != nil {
 		return Manifest{}, err
 	}
+	defer releaseLock(ctx, conn, lockName("backup", s.cfg.DB.Name()))
 	var version string
 	if err := conn.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
 		return Manifest{}, fmt.Errorf("read server version: %w", err)
@@ -338,6 +339,15 @@ func getLock(ctx context.Context, conn *sql.Conn, name string) error {
 		return ErrBusy
 	}
 	return nil
+}
+
+// releaseLock gives a lock back before its session is discarded: the server
+// would release it only once it has processed the disconnect, and a run
+// right after this one must find it free.
+func releaseLock(ctx context.Context, conn *sql.Conn, name string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = conn.ExecContext(rctx, "DO RELEASE_LOCK(?)", name) // failing, the disconnect releases it
 }
 
 // Manifest reads the manifest of backup id; a missing one is a wrapped

@@ -85,6 +85,7 @@ func (s *Service) verify(ctx context.Context, m Manifest) (Result, error) {
 	if err := getLock(ctx, conn, lockName("verify", s.cfg.DB.Name())); err != nil {
 		return Result{}, err
 	}
+	defer releaseLock(ctx, conn, lockName("verify", s.cfg.DB.Name()))
 	// Holding the lock, no other verification of this database runs: any
 	// scratch database is a leftover of one that was interrupted.
 	left, err := store.ListDatabasesWithPrefix(ctx, conn, s.scratchPrefix())
