@@ -102,6 +102,7 @@ type running struct {
 	pprof  *healthServer
 	api    *api.Server
 	worker *worker.Worker
+	mailer *email.Mailer
 	relay  *scheduler.Relay
 	addr   net.Addr
 	cancel context.CancelFunc
@@ -123,6 +124,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 			return nil, fmt.Errorf("IACC_SMTP_URL: %w", err)
 		}
 		d.log.Info("email via SMTP", "smtp", mailer.String())
+		r.mailer = mailer
 		var acct accounting.Connector // nil (not a nil *REST) when off
 		if cfg.AccountingURL != "" {
 			rest, err := accounting.NewREST(accounting.RESTConfig{BaseURL: cfg.AccountingURL, Token: cfg.AccountingToken, Timeout: cfg.AccountingTimeout})
@@ -236,6 +238,9 @@ func (r *running) stop(ctx context.Context) {
 	r.cancel()
 	if r.worker != nil {
 		r.worker.Shutdown()
+	}
+	if r.mailer != nil {
+		r.mailer.Close() // after the worker: no send is left to use a session
 	}
 	r.wg.Wait()
 	r.health.stop(ctx)

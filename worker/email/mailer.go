@@ -14,6 +14,7 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 )
 
 // Config configures the Mailer. Only URL and From are required.
@@ -45,7 +46,9 @@ type Config struct {
 }
 
 // Mailer sends messages through one SMTP server. It is safe for concurrent
-// use: every Send has its own connection.
+// use: a Send has a connection to itself, and keeps it open for the next
+// Send (up to idleConns of them, each for idleTimeout and sendsPerConn
+// messages at most).
 type Mailer struct {
 	host        string
 	port        int
@@ -59,7 +62,31 @@ type Mailer struct {
 	timeout     time.Duration
 	helo        string
 	tlsConfig   *tls.Config
+
+	client *gomail.Client // the options every connection is made with
+	idle   chan *conn     // connections kept open between sends
 }
+
+// conn is one SMTP session: its client, the slot that closes it when a
+// send's context ends, and its use.
+type conn struct {
+	smtp  *smtp.Client
+	slot  *connSlot
+	used  time.Time
+	sends int
+}
+
+const (
+	// idleConns connections at most stay open between sends.
+	idleConns = 8
+	// idleTimeout: a connection idle longer is closed rather than used,
+	// well before servers drop idle sessions (RFC 5321 asks them to wait
+	// 5 minutes).
+	idleTimeout = 30 * time.Second
+	// sendsPerConn: a session is ended after that many messages (servers
+	// limit the messages of a session too).
+	sendsPerConn = 100
+)
 
 // authMechs maps the auth query parameter to go-mail mechanisms.
 var authMechs = map[string]gomail.SMTPAuthType{
@@ -100,6 +127,28 @@ func NewMailer(cfg Config) (*Mailer, error) {
 	if m.tlsConfig.ServerName == "" {
 		m.tlsConfig.ServerName = m.host
 	}
+	opts := []gomail.Option{
+		gomail.WithPort(m.port), gomail.WithTimeout(m.timeout), gomail.WithDialContextFunc(m.dial),
+		gomail.WithTLSConfig(m.tlsConfig),
+		// No NOOP before each message: a session the server closed fails
+		// on MAIL FROM, before any message data, and Send starts a new one.
+		gomail.WithoutNoop(),
+	}
+	if m.implicitTLS {
+		opts = append(opts, gomail.WithSSL()) // the dialer does the TLS; no STARTTLS on top
+	} else {
+		opts = append(opts, gomail.WithTLSPolicy(m.starttls))
+	}
+	if m.helo != "" {
+		opts = append(opts, gomail.WithHELO(m.helo))
+	}
+	if m.user != "" {
+		opts = append(opts, gomail.WithUsername(m.user), gomail.WithPassword(m.pass), gomail.WithOpportunisticSMTPAuth(m.auth...))
+	}
+	if m.client, err = gomail.NewClient(m.host, opts...); err != nil {
+		return nil, fmt.Errorf("smtp client for %s: %w", m.redacted, err)
+	}
+	m.idle = make(chan *conn, idleConns)
 	return m, nil
 }
 
@@ -235,43 +284,128 @@ func (m *Mailer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	return conn, nil
 }
 
-// Send delivers msg (one recipient or several) in its own SMTP session.
-// Cancelling ctx closes the connection at once. The error wraps go-mail's
-// *SendError for refusals of the server; see Classify.
+// Send delivers msg (one recipient or several), on a session kept open
+// by an earlier Send or a new one. Cancelling ctx closes the connection at
+// once. The error wraps go-mail's *SendError for refusals of the server;
+// see Classify.
+//
+// A kept session the server has closed meanwhile fails before the message
+// is handed over (on MAIL FROM, without a reply): the message is sent once
+// more on a new session. Once the server has accepted the message, an
+// error after it (the RSET that ends the transaction) only ends the
+// session: the send succeeded.
 func (m *Mailer) Send(ctx context.Context, msg *gomail.Msg) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	opts := []gomail.Option{
-		gomail.WithPort(m.port), gomail.WithTimeout(m.timeout), gomail.WithDialContextFunc(m.dial),
-		gomail.WithTLSConfig(m.tlsConfig),
-	}
-	if m.implicitTLS {
-		opts = append(opts, gomail.WithSSL()) // the dialer does the TLS; no STARTTLS on top
-	} else {
-		opts = append(opts, gomail.WithTLSPolicy(m.starttls))
-	}
-	if m.helo != "" {
-		opts = append(opts, gomail.WithHELO(m.helo))
-	}
-	if m.user != "" {
-		opts = append(opts, gomail.WithUsername(m.user), gomail.WithPassword(m.pass), gomail.WithOpportunisticSMTPAuth(m.auth...))
-	}
-	c, err := gomail.NewClient(m.host, opts...)
-	if err != nil {
-		return fmt.Errorf("smtp client for %s: %w", m.redacted, err)
-	}
-	slot := &connSlot{}
-	stop := context.AfterFunc(ctx, slot.close)
-	defer stop()
-	err = c.DialAndSendWithContext(context.WithValue(ctx, connSlotKey{}, slot), msg)
-	if err != nil {
+	for {
+		c, reused, err := m.take(ctx)
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return fmt.Errorf("send via %s: %w (%w)", m.redacted, cerr, err)
+			}
+			return fmt.Errorf("send via %s: %w", m.redacted, err)
+		}
+		stop := context.AfterFunc(ctx, c.slot.close)
+		err = m.client.SendWithSMTPClient(c.smtp, msg)
+		live := stop() // false: ctx ended and closed the connection
+		if err == nil || msg.IsDelivered() {
+			if err == nil && live {
+				m.put(c)
+			} else {
+				m.drop(c)
+			}
+			return nil
+		}
+		m.drop(c)
+		if reused && live && ctx.Err() == nil && closedSession(err) {
+			continue // the first use of a new session cannot take this branch
+		}
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("send via %s: %w (%w)", m.redacted, cerr, err)
 		}
 		return fmt.Errorf("send via %s: %w", m.redacted, err)
 	}
-	return nil
+}
+
+// take returns a kept session still fit for use (reused) or a new one.
+func (m *Mailer) take(ctx context.Context) (c *conn, reused bool, err error) {
+	for {
+		select {
+		case c = <-m.idle:
+		default:
+			return m.open(ctx)
+		}
+		if time.Since(c.used) < idleTimeout && c.sends < sendsPerConn {
+			return c, true, nil
+		}
+		m.drop(c)
+	}
+}
+
+// open dials a new session (connection, greeting, STARTTLS, AUTH).
+func (m *Mailer) open(ctx context.Context) (*conn, bool, error) {
+	slot := &connSlot{}
+	stop := context.AfterFunc(ctx, slot.close)
+	defer stop()
+	sc, err := m.client.DialToSMTPClientWithContext(context.WithValue(ctx, connSlotKey{}, slot))
+	if err != nil {
+		slot.close()
+		return nil, false, fmt.Errorf("dial failed: %w", err)
+	}
+	return &conn{smtp: sc, slot: slot}, false, nil
+}
+
+// put keeps c for the next Send, or ends it when enough are kept.
+func (m *Mailer) put(c *conn) {
+	c.used, c.sends = time.Now(), c.sends+1
+	select {
+	case m.idle <- c:
+	default:
+		m.quit(c)
+	}
+}
+
+// quit ends a healthy session politely (QUIT), in the background.
+func (m *Mailer) quit(c *conn) {
+	go func() {
+		_ = c.smtp.UpdateDeadline(5 * time.Second)
+		_ = m.client.CloseWithSMTPClient(c.smtp)
+		c.slot.close()
+	}()
+}
+
+// drop closes the connection of a session in an unknown state.
+func (m *Mailer) drop(c *conn) { c.slot.close() }
+
+// Close ends the sessions kept open. Sends may still run; their sessions
+// are ended when they finish.
+func (m *Mailer) Close() {
+	for {
+		select {
+		case c := <-m.idle:
+			_ = c.smtp.UpdateDeadline(5 * time.Second)
+			_ = m.client.CloseWithSMTPClient(c.smtp)
+			c.slot.close()
+		default:
+			return
+		}
+	}
+}
+
+// closedSession reports whether a send failed because its session was no
+// longer there: no reply to MAIL FROM (a network error, or 421, the
+// server closing the session). Nothing of the message was handed over.
+func closedSession(err error) bool {
+	var se *gomail.SendError
+	if !errors.As(err, &se) {
+		return false
+	}
+	if se.Reason != gomail.ErrSMTPMailFrom && se.Reason != gomail.ErrConnCheck {
+		return false
+	}
+	code := se.ErrorCode()
+	return code == 0 || code == 421
 }
 
 // Refusal is what Classify makes of a failed send.

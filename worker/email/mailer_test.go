@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,5 +237,91 @@ func TestClassify(t *testing.T) {
 	cancel()
 	if err := m.Send(cctx, testMsg(t, m, "x@acme.test")); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled send: %v", err)
+	}
+}
+
+// Sends share sessions: one after another they use one connection; a
+// session the server closed is replaced without losing or repeating the
+// message; concurrent sends each get a session of their own; Close ends
+// the kept ones.
+func TestMailerKeepsSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := smtptest.NewServer(t, smtptest.Options{User: "iacc", Password: secret})
+	m, err := NewMailer(Config{URL: srv.URL(), From: "iacc <no-reply@iacc.test>", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := m.Send(ctx, testMsg(t, m, "x@acme.test")); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if n, msgs := srv.Sessions(), srv.Messages(); n != 1 || len(msgs) != 5 || msgs[4].Session != 1 || msgs[4].User != "iacc" {
+		t.Fatalf("5 sends one after another: %d sessions, %d messages (last %+v), want 1 session", n, len(msgs), msgs[len(msgs)-1].Session)
+	}
+
+	srv.DropSessions() // the server ends the idle session
+	if err := m.Send(ctx, testMsg(t, m, "y@acme.test")); err != nil {
+		t.Fatalf("send after the server closed the session: %v", err)
+	}
+	if n, got := srv.Sessions(), srv.MessagesTo("y@acme.test"); n != 2 || len(got) != 1 || got[0].Session != 2 {
+		t.Fatalf("after the drop: %d sessions, %d messages to y (%+v), want one, on a second session", n, len(got), got)
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	for range 12 {
+		wg.Go(func() { errs <- m.Send(ctx, testMsg(t, m, "z@acme.test")) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent send: %v", err)
+		}
+	}
+	if got := len(srv.MessagesTo("z@acme.test")); got != 12 {
+		t.Fatalf("%d of 12 concurrent messages arrived", got)
+	}
+	if n := srv.Sessions(); n > 2+12 {
+		t.Fatalf("%d sessions for 12 concurrent sends", n)
+	}
+	if len(m.idle) == 0 || len(m.idle) > idleConns {
+		t.Fatalf("%d sessions kept, want 1 to %d", len(m.idle), idleConns)
+	}
+	m.Close()
+	if len(m.idle) != 0 {
+		t.Fatalf("%d sessions kept after Close", len(m.idle))
+	}
+}
+
+// A session is not used past its idle time or message count.
+func TestMailerRetiresSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	m, err := NewMailer(Config{URL: srv.URL(), From: "a@iacc.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Send(ctx, testMsg(t, m, "x@acme.test")); err != nil {
+		t.Fatal(err)
+	}
+	c := <-m.idle
+	c.used = time.Now().Add(-idleTimeout) // idle too long
+	m.idle <- c
+	if err := m.Send(ctx, testMsg(t, m, "x@acme.test")); err != nil {
+		t.Fatal(err)
+	}
+	c = <-m.idle
+	c.sends = sendsPerConn // used up
+	m.idle <- c
+	if err := m.Send(ctx, testMsg(t, m, "x@acme.test")); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 3 || msgs[0].Session != 1 || msgs[1].Session != 2 || msgs[2].Session != 3 {
+		t.Fatalf("messages %+v: want each on a new session", msgs)
 	}
 }

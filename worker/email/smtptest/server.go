@@ -35,11 +35,12 @@ type Options struct {
 
 // Message is one accepted message.
 type Message struct {
-	From string
-	To   []string
-	Data []byte
-	TLS  bool   // the session was encrypted
-	User string // the authenticated user, if any
+	From    string
+	To      []string
+	Data    []byte
+	TLS     bool   // the session was encrypted
+	User    string // the authenticated user, if any
+	Session int    // the session (connection) it came in, numbered from 1
 }
 
 // Server is an SMTP server on 127.0.0.1, closed when the test ends.
@@ -54,6 +55,7 @@ type Server struct {
 	data     *script
 	attempts map[string]int
 	changed  chan struct{} // closed and replaced when a message arrives
+	sessions []*smtp.Conn  // every connection, in order
 }
 
 // script answers the next n commands with err (n < 0: every one).
@@ -80,7 +82,12 @@ func NewServer(t testing.TB, opts Options) *Server {
 		t.Fatalf("smtptest: listen: %v", err)
 	}
 	s := &Server{Addr: ln.Addr().String(), opts: opts, rcpt: map[string]*script{}, attempts: map[string]int{}, changed: make(chan struct{})}
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, conn: c}, nil }))
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.sessions = append(s.sessions, c)
+		return &session{s: s, conn: c, n: len(s.sessions)}, nil
+	}))
 	srv.Domain = "smtptest.local"
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
@@ -157,6 +164,24 @@ func (s *Server) MessagesTo(addr string) []Message {
 	return out
 }
 
+// Sessions counts the sessions (connections) the server has had.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// DropSessions closes every open session from the server's side, as a
+// server does with sessions idle too long.
+func (s *Server) DropSessions() {
+	s.mu.Lock()
+	conns := append([]*smtp.Conn(nil), s.sessions...)
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
 // RcptAttempts counts the RCPT TO commands for addr, answered or refused.
 func (s *Server) RcptAttempts(addr string) int {
 	s.mu.Lock()
@@ -187,6 +212,7 @@ func (s *Server) WaitMessages(n int, timeout time.Duration) ([]Message, error) {
 type session struct {
 	s      *Server
 	conn   *smtp.Conn
+	n      int // its number
 	user   string
 	from   string
 	to     []string
@@ -247,7 +273,7 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	_, isTLS := ss.conn.TLSConnectionState()
-	s.msgs = append(s.msgs, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: b.Bytes(), TLS: isTLS, User: ss.user})
+	s.msgs = append(s.msgs, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: b.Bytes(), TLS: isTLS, User: ss.user, Session: ss.n})
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return nil
