@@ -81,12 +81,12 @@
 // Cancelling the task's context closes the SMTP connection at once.
 //
 // The [Mailer] keeps up to 8 SMTP sessions open between sends (each for 30
-// s idle and 100 messages at most), so an email costs MAIL, RCPT, DATA and
-// RSET rather than a new connection, greeting, STARTTLS and AUTH. A kept
+// s idle and 100 messages at most), so an email costs MAIL, RCPT and DATA
+// rather than a new connection, greeting, STARTTLS, AUTH and QUIT. A kept
 // session the server has closed meanwhile fails on MAIL FROM, before the
 // message is handed over, and the message goes out on a new session. An
-// error after the server accepted the message (the RSET) does not count as
-// a failure: no resend.
+// error after the server accepted the message does not count as a
+// failure: no resend.
 //
 // # Configuration
 //

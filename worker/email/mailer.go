@@ -133,6 +133,10 @@ func NewMailer(cfg Config) (*Mailer, error) {
 		// No NOOP before each message: a session the server closed fails
 		// on MAIL FROM, before any message data, and Send starts a new one.
 		gomail.WithoutNoop(),
+		// No RSET after a message: the end of its data ends the mail
+		// transaction (RFC 5321 4.1.1.4); the next MAIL FROM starts anew.
+		// (After a refused MAIL or RCPT go-mail still sends one.)
+		gomail.WithoutRset(),
 	}
 	if m.implicitTLS {
 		opts = append(opts, gomail.WithSSL()) // the dialer does the TLS; no STARTTLS on top
@@ -292,8 +296,7 @@ func (m *Mailer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 // A kept session the server has closed meanwhile fails before the message
 // is handed over (on MAIL FROM, without a reply): the message is sent once
 // more on a new session. Once the server has accepted the message, an
-// error after it (the RSET that ends the transaction) only ends the
-// session: the send succeeded.
+// error after it only ends the session: the send succeeded.
 func (m *Mailer) Send(ctx context.Context, msg *gomail.Msg) error {
 	if err := ctx.Err(); err != nil {
 		return err
