@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/store/storetest"
@@ -67,5 +69,62 @@ func TestDuplicateKeyIsConflict(t *testing.T) {
 	}
 	if _, err := store.GetTenant(ctx, db, 999999); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("missing tenant: %v, want ErrNotFound", err)
+	}
+}
+
+// MaxTx admits that many transactions at once: another waits for a slot,
+// gives up when its context ends (its function never runs), and runs once
+// a slot frees up; the gate's figures follow.
+func TestMaxTxGate(t *testing.T) {
+	t.Parallel()
+	_, dsn := storetest.NewDBWithDSN(t)
+	db, err := store.Open(dsn, store.Options{MaxOpenConns: 8, MaxTx: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ctx := context.Background()
+
+	in, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 2)
+	for range 2 {
+		go func() {
+			held <- db.InTx(ctx, func(tx *sql.Tx) error {
+				in <- struct{}{}
+				<-release
+				_, err := tx.ExecContext(ctx, "DO 1")
+				return err
+			})
+		}()
+	}
+	<-in
+	<-in
+	if g := db.TxGate(); g.InUse != 2 || g.Limit != 2 || g.Waits != 0 {
+		t.Fatalf("two transactions held: %+v", g)
+	}
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	ran := false
+	err = db.InTx(short, func(*sql.Tx) error { ran = true; return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || ran {
+		t.Fatalf("third transaction while two are held: ran %v, err %v; want it refused at its deadline", ran, err)
+	}
+
+	third := make(chan error, 1)
+	go func() {
+		third <- db.InTx(ctx, func(tx *sql.Tx) error { _, err := tx.ExecContext(ctx, "DO 1"); return err })
+	}()
+	close(release)
+	for range 2 {
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-third; err != nil {
+		t.Fatalf("the waiting transaction: %v", err)
+	}
+	if g := db.TxGate(); g.InUse != 0 || g.Waits < 1 || g.WaitTime < 50*time.Millisecond {
+		t.Fatalf("gate after: %+v; want none in use, the waits counted (at least the 50 ms one)", g)
 	}
 }

@@ -49,7 +49,7 @@ func openDeps(ctx context.Context, cfg Config, log *slog.Logger, migrate bool) (
 			return nil, fmt.Errorf("IACC_MYSQL_DSN: %w", err)
 		}
 	}
-	db, err := store.Open(cfg.MySQLDSN, store.Options{MaxOpenConns: cfg.MySQLMaxConns})
+	db, err := store.Open(cfg.MySQLDSN, store.Options{MaxOpenConns: cfg.MySQLMaxConns, MaxTx: cfg.MySQLMaxTx})
 	if err != nil {
 		return nil, fmt.Errorf("IACC_MYSQL_DSN: %w", err)
 	}
