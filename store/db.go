@@ -33,8 +33,8 @@ type Querier interface {
 type DB struct {
 	*sql.DB
 	name string
-	// txGate admits MaxTx transactions at once (nil: no limit); the others
-	// wait their turn, first come first served.
+	// txGate admits cap(txGate) transactions at once (nil: no limit); the
+	// others wait their turn, first come first served (WithTxLimit).
 	txGate      chan struct{}
 	txWaits     atomic.Int64 // transactions that waited for a slot
 	txWaitNanos atomic.Int64 // their total wait
@@ -45,13 +45,6 @@ type Options struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
-	// MaxTx bounds the transactions (InTx and its variants) this pool runs
-	// at once; the others wait, in arrival order, until one ends or their
-	// context does. Past a few concurrent writers, more transactions only
-	// queue on the same row locks inside the server, where the waits are
-	// unfair: the tail latency grows and throughput falls (`make bench`,
-	// intake at 32 and 64 clients). 0: no limit.
-	MaxTx int
 }
 
 // ParseDSN checks a go-sql-driver DSN and returns it with the parameters iacc
@@ -113,14 +106,25 @@ func Open(dsn string, opt Options) (*DB, error) {
 	db.SetMaxOpenConns(opt.MaxOpenConns)
 	db.SetMaxIdleConns(opt.MaxIdleConns)
 	db.SetConnMaxLifetime(opt.ConnMaxLifetime)
-	d := &DB{DB: db, name: name}
-	if opt.MaxTx > 0 {
-		d.txGate = make(chan struct{}, opt.MaxTx)
-	}
-	return d, nil
+	return &DB{DB: db, name: name}, nil
 }
 
-// admit waits for a transaction slot (a no-op without MaxTx). Goroutines
+// WithTxLimit returns a DB on the same pool whose transactions (InTx and
+// its variants) run at most n at once; the others wait, in arrival order,
+// until one ends or their context does. n <= 0: db itself.
+//
+// The API runs its requests' transactions through one: past a few
+// concurrent writers, more transactions only queue on the same row locks
+// inside the server, where the waits are unfair, and the tail latency grows
+// while throughput falls (`make bench`, intake at 32 and 64 clients).
+func (db *DB) WithTxLimit(n int) *DB {
+	if n <= 0 {
+		return db
+	}
+	return &DB{DB: db.DB, name: db.name, txGate: make(chan struct{}, n)}
+}
+
+// admit waits for a transaction slot (a no-op without a limit). Goroutines
 // blocked on a full channel are served in the order they came.
 func (db *DB) admit(ctx context.Context) (release func(), err error) {
 	if db.txGate == nil {
@@ -144,7 +148,7 @@ func (db *DB) admit(ctx context.Context) (release func(), err error) {
 	}
 }
 
-// TxGateStats describes the transaction gate (Options.MaxTx).
+// TxGateStats describes the transaction gate (WithTxLimit).
 type TxGateStats struct {
 	InUse, Limit int           // transactions running; the limit (0: none)
 	Waits        int64         // transactions that had to wait for a slot, since Open

@@ -72,17 +72,21 @@ func TestDuplicateKeyIsConflict(t *testing.T) {
 	}
 }
 
-// MaxTx admits that many transactions at once: another waits for a slot,
+// WithTxLimit admits that many transactions at once: another waits for a slot,
 // gives up when its context ends (its function never runs), and runs once
 // a slot frees up; the gate's figures follow.
 func TestMaxTxGate(t *testing.T) {
 	t.Parallel()
 	_, dsn := storetest.NewDBWithDSN(t)
-	db, err := store.Open(dsn, store.Options{MaxOpenConns: 8, MaxTx: 2})
+	pool, err := store.Open(dsn, store.Options{MaxOpenConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = db.Close() })
+	t.Cleanup(func() { _ = pool.Close() })
+	if pool.WithTxLimit(0) != pool || pool.TxGate().Limit != 0 {
+		t.Fatal("no limit: want the pool itself, ungated")
+	}
+	db := pool.WithTxLimit(2)
 	ctx := context.Background()
 
 	in, release := make(chan struct{}), make(chan struct{})

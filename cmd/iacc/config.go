@@ -36,7 +36,7 @@ type Config struct {
 	LogFormat string // json | text
 
 	MySQLMaxConns  int
-	MySQLMaxTx     int
+	APIMaxTx       int
 	RedisPoolSize  int
 	BodyLimit      int
 	RequestTimeout time.Duration
@@ -188,7 +188,7 @@ func loadConfig(getenv envSource) (Config, error) {
 		fail("IACC_LOG_FORMAT", fmt.Sprintf("must be json or text, got %q", c.LogFormat))
 	}
 	c.MySQLMaxConns = integer("IACC_MYSQL_MAX_CONNS", 64, 2, 10000)
-	c.MySQLMaxTx = integer("IACC_MYSQL_MAX_TX", 8, 0, 10000)
+	c.APIMaxTx = integer("IACC_API_MAX_TX", 8, 0, 10000)
 	c.RedisPoolSize = integer("IACC_REDIS_POOL_SIZE", 64, 2, 10000)
 	c.BodyLimit = integer("IACC_HTTP_BODY_LIMIT", 1<<20, 1024, 64<<20)
 	c.RequestTimeout = duration("IACC_HTTP_REQUEST_TIMEOUT", 10*time.Second, 100*time.Millisecond, 10*time.Minute)

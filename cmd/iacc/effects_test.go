@@ -193,6 +193,9 @@ func TestOrderOverHTTPProducesEveryEffect(t *testing.T) {
 		`iacc_outbox_pending{stage="unpublished"} 0`,
 		`asynq_queue_size{queue="default"}`,
 		`go_sql_open_connections{db_name="iacc"}`,
+		`iacc_api_transactions_max 8`,
+		`iacc_api_transactions_in_use 0`,
+		`iacc_api_transaction_wait_seconds_total`,
 		`iacc_redis_pool{stat="total_conns"}`,
 		`iacc_build_info{version=`,
 	} {

@@ -32,23 +32,28 @@ func newRegistry(d *deps, comp components) (*prometheus.Registry, *metrics.Set) 
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(d.db.DB, "iacc"),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_db_transactions_in_use",
-			Help: "Transactions running through the process's transaction gate (IACC_MYSQL_MAX_TX)."},
-			func() float64 { return float64(d.db.TxGate().InUse) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_db_transactions_max",
-			Help: "The transaction gate's size, IACC_MYSQL_MAX_TX (0: no limit)."},
-			func() float64 { return float64(d.db.TxGate().Limit) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "iacc_db_transaction_waits_total",
-			Help: "Transactions that waited for a slot of the transaction gate."},
-			func() float64 { return float64(d.db.TxGate().Waits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "iacc_db_transaction_wait_seconds_total",
-			Help: "Time transactions spent waiting for a slot of the transaction gate."},
-			func() float64 { return d.db.TxGate().WaitTime.Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_build_info", Help: "Build information; the value is 1.",
 			ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 }),
 		metrics.NewScrapeCollector(2*time.Second, outboxGauges(d.db), redisPoolGauges(d), webhookGauges(d.db), accounting.BacklogGauge(d.db)),
 		backup.NewCollector(d.db, d.cfg.Backup.OverdueAfter),
 	)
+	if comp.API && d.apiDB != nil {
+		db := d.apiDB
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_api_transactions_in_use",
+				Help: "Transactions of API requests running now (at most IACC_API_MAX_TX)."},
+				func() float64 { return float64(db.TxGate().InUse) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_api_transactions_max",
+				Help: "IACC_API_MAX_TX: transactions of API requests that run at once (0: no limit)."},
+				func() float64 { return float64(db.TxGate().Limit) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "iacc_api_transaction_waits_total",
+				Help: "Transactions of API requests that waited for their turn (IACC_API_MAX_TX)."},
+				func() float64 { return float64(db.TxGate().Waits) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "iacc_api_transaction_wait_seconds_total",
+				Help: "Time transactions of API requests spent waiting for their turn (IACC_API_MAX_TX)."},
+				func() float64 { return db.TxGate().WaitTime.Seconds() }),
+		)
+	}
 	if comp.Cron && d.cfg.QueueMetrics {
 		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(d.rdb)))
 	}

@@ -28,6 +28,7 @@ type deps struct {
 	cfg   Config
 	log   *slog.Logger
 	db    *store.DB
+	apiDB *store.DB // db with the API's transaction limit (IACC_API_MAX_TX)
 	rdb   *redis.Client
 	queue *asynq.Client
 	blobs *blob.Dir
@@ -49,7 +50,7 @@ func openDeps(ctx context.Context, cfg Config, log *slog.Logger, migrate bool) (
 			return nil, fmt.Errorf("IACC_MYSQL_DSN: %w", err)
 		}
 	}
-	db, err := store.Open(cfg.MySQLDSN, store.Options{MaxOpenConns: cfg.MySQLMaxConns, MaxTx: cfg.MySQLMaxTx})
+	db, err := store.Open(cfg.MySQLDSN, store.Options{MaxOpenConns: cfg.MySQLMaxConns})
 	if err != nil {
 		return nil, fmt.Errorf("IACC_MYSQL_DSN: %w", err)
 	}
@@ -82,7 +83,7 @@ func openDeps(ctx context.Context, cfg Config, log *slog.Logger, migrate bool) (
 		rdb.Close()
 		return nil, fmt.Errorf("IACC_BLOB_DIR: %w", err)
 	}
-	return &deps{cfg: cfg, log: log, db: db, rdb: rdb, queue: asynq.NewClientFromRedisClient(rdb), blobs: blobs}, nil
+	return &deps{cfg: cfg, log: log, db: db, apiDB: db.WithTxLimit(cfg.APIMaxTx), rdb: rdb, queue: asynq.NewClientFromRedisClient(rdb), blobs: blobs}, nil
 }
 
 func (d *deps) Close() {
@@ -183,7 +184,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 				PerTokenPerMinute: cfg.RateLimitPerToken, PerIPPerMinute: cfg.RateLimitPerIP,
 				LoginFailuresPerAccount: cfg.LoginFailures, LoginFailuresPerIP: cfg.LoginFailuresPerIP, LoginWindow: cfg.LoginWindow,
 			},
-		}, api.Deps{DB: d.db, Redis: d.rdb, Queue: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set, Gatherer: reg})
+		}, api.Deps{DB: d.apiDB, Redis: d.rdb, Queue: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set, Gatherer: reg})
 		if ln == nil {
 			var err error
 			ln, err = net.Listen("tcp", cfg.HTTPAddr)
