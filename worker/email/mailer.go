@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -65,6 +66,7 @@ type Mailer struct {
 
 	client *gomail.Client // the options every connection is made with
 	idle   chan *conn     // connections kept open between sends
+	closed atomic.Bool    // Close was called: sessions are no longer kept
 }
 
 // conn is one SMTP session: its client, the slot that closes it when a
@@ -359,9 +361,14 @@ func (m *Mailer) open(ctx context.Context) (*conn, bool, error) {
 	return &conn{smtp: sc, slot: slot}, false, nil
 }
 
-// put keeps c for the next Send, or ends it when enough are kept.
+// put keeps c for the next Send, or ends it when enough are kept or the
+// Mailer is closed.
 func (m *Mailer) put(c *conn) {
 	c.used, c.sends = time.Now(), c.sends+1
+	if m.closed.Load() {
+		m.quit(c)
+		return
+	}
 	select {
 	case m.idle <- c:
 	default:
@@ -381,9 +388,10 @@ func (m *Mailer) quit(c *conn) {
 // drop closes the connection of a session in an unknown state.
 func (m *Mailer) drop(c *conn) { c.slot.close() }
 
-// Close ends the sessions kept open. Sends may still run; their sessions
-// are ended when they finish.
+// Close ends the sessions kept open; sends still running end theirs when
+// they finish. Later sends work, each on a session of its own.
 func (m *Mailer) Close() {
+	m.closed.Store(true)
 	for {
 		select {
 		case c := <-m.idle:

@@ -294,6 +294,12 @@ func TestMailerKeepsSessions(t *testing.T) {
 	if len(m.idle) != 0 {
 		t.Fatalf("%d sessions kept after Close", len(m.idle))
 	}
+	if err := m.Send(ctx, testMsg(t, m, "after@acme.test")); err != nil {
+		t.Fatalf("send after Close: %v", err)
+	}
+	if len(m.idle) != 0 || len(srv.MessagesTo("after@acme.test")) != 1 {
+		t.Fatalf("after Close: %d sessions kept, %d messages", len(m.idle), len(srv.MessagesTo("after@acme.test")))
+	}
 }
 
 // A session is not used past its idle time or message count.
