@@ -13,7 +13,7 @@ import (
 )
 
 func TestParseDSNForcesParameters(t *testing.T) {
-	norm, name, err := store.ParseDSN("app:secret@tcp(db:3306)/iacc_prod")
+	norm, name, err := store.ParseDSN("app:secret@tcp(db:3306)/iacc_prod?clientFoundRows=true")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,6 +24,9 @@ func TestParseDSNForcesParameters(t *testing.T) {
 		if !strings.Contains(norm, want) {
 			t.Errorf("normalized DSN %q lacks %s", norm, want)
 		}
+	}
+	if strings.Contains(norm, "clientFoundRows") {
+		t.Errorf("normalized DSN %q keeps clientFoundRows (RowsAffected must count changed rows)", norm)
 	}
 	if _, _, err := store.ParseDSN("root@tcp(127.0.0.1:3306)/"); err == nil {
 		t.Error("a DSN without database was accepted")
