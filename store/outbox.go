@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -64,6 +65,66 @@ func scanEvent(row interface{ Scan(...any) error }) (Event, error) {
 func GetEvent(ctx context.Context, q Querier, id int64) (Event, error) {
 	e, err := scanEvent(q.QueryRowContext(ctx, `SELECT `+eventCols+` FROM outbox_events WHERE id = ?`, id))
 	return e, mapErr(err, fmt.Sprintf("get outbox event %d", id))
+}
+
+// EventForDispatch is an event with everything the dispatcher reads to fan
+// it out, read in one statement.
+type EventForDispatch struct {
+	Event Event
+	// EndpointIDs are the tenant's enabled webhook endpoints subscribed to
+	// the event's type, by id.
+	EndpointIDs []int64
+	// Tenant is the event's tenant; nil when it no longer exists.
+	Tenant *Tenant
+	// VendorEmail is the address of the vendor the payload names
+	// ("vendor_id") among the tenant's vendors; "" when it names none, the
+	// vendor does not exist or has no address.
+	VendorEmail string
+}
+
+// GetEventForDispatch loads an event with its subscribed endpoints, its
+// tenant and its vendor's address (see EventForDispatch).
+func GetEventForDispatch(ctx context.Context, q Querier, id int64) (EventForDispatch, error) {
+	var d EventForDispatch
+	e := &d.Event
+	var payload []byte
+	var pub, disp sql.NullTime
+	var endpoints, settings, email, tenantName sql.NullString
+	var tenantID sql.NullInt64
+	var tenantCreated sql.NullTime
+	err := q.QueryRowContext(ctx, `SELECT o.id, o.tenant_id, o.event_type, o.aggregate_type, o.aggregate_id, o.payload, o.created_at,
+		o.published_at, o.dispatched_at,
+		(SELECT GROUP_CONCAT(w.id ORDER BY w.id) FROM webhook_endpoints w WHERE w.tenant_id = o.tenant_id AND w.enabled
+			AND w.id IN (SELECT s.endpoint_id FROM webhook_subscriptions s WHERE s.tenant_id = o.tenant_id AND s.event_type = o.event_type)),
+		t.id, t.name, t.settings, t.created_at,
+		(SELECT v.email FROM vendors v WHERE v.tenant_id = o.tenant_id
+			AND v.id = CAST(JSON_VALUE(o.payload, '$.vendor_id') AS UNSIGNED))
+		FROM outbox_events o LEFT JOIN tenants t ON t.id = o.tenant_id WHERE o.id = ?`, id).Scan(
+		&e.ID, &e.TenantID, &e.Type, &e.AggregateType, &e.AggregateID, &payload, &e.CreatedAt, &pub, &disp,
+		&endpoints, &tenantID, &tenantName, &settings, &tenantCreated, &email)
+	if err != nil {
+		return EventForDispatch{}, mapErr(err, fmt.Sprintf("get outbox event %d", id))
+	}
+	e.Payload, e.PublishedAt, e.DispatchedAt = payload, optTime(pub), optTime(disp)
+	for _, f := range strings.Split(endpoints.String, ",") {
+		if f == "" {
+			continue
+		}
+		epID, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return EventForDispatch{}, fmt.Errorf("event %d: endpoint id %q: %w", id, f, err)
+		}
+		d.EndpointIDs = append(d.EndpointIDs, epID)
+	}
+	if tenantID.Valid {
+		t := Tenant{ID: tenantID.Int64, Name: tenantName.String, CreatedAt: tenantCreated.Time}
+		if err := decodeTenantSettings(settings, &t.Settings); err != nil {
+			return EventForDispatch{}, err
+		}
+		d.Tenant = &t
+	}
+	d.VendorEmail = email.String
+	return d, nil
 }
 
 // ClaimUnpublished locks up to limit unpublished events created before

@@ -70,24 +70,6 @@ func GetTenant(ctx context.Context, q Querier, id int64) (Tenant, error) {
 	return t, mapErr(err, fmt.Sprintf("get tenant %d", id))
 }
 
-// GetTenantAndVendorEmail loads a tenant and, in the same statement, the
-// address of one of its vendors ("" when the vendor has none or does not
-// exist): what an event's emails are addressed from.
-func GetTenantAndVendorEmail(ctx context.Context, q Querier, id, vendorID int64) (Tenant, string, error) {
-	var t Tenant
-	var raw, email sql.NullString
-	err := q.QueryRowContext(ctx, `SELECT t.id, t.name, t.settings, t.created_at,
-		(SELECT v.email FROM vendors v WHERE v.tenant_id = t.id AND v.id = ?) FROM tenants t WHERE t.id = ?`, vendorID, id).
-		Scan(&t.ID, &t.Name, &raw, &t.CreatedAt, &email)
-	if err != nil {
-		return Tenant{}, "", mapErr(err, fmt.Sprintf("get tenant %d", id))
-	}
-	if err := decodeTenantSettings(raw, &t.Settings); err != nil {
-		return Tenant{}, "", err
-	}
-	return t, email.String, nil
-}
-
 // GetTenantByName loads a tenant by its unique name.
 func GetTenantByName(ctx context.Context, q Querier, name string) (Tenant, error) {
 	t, err := scanTenant(q.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE name = ?`, name))

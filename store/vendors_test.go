@@ -469,32 +469,3 @@ func TestRemoveVendorRacingOrderCreation(t *testing.T) {
 		t.Errorf("archived vendor's balance = %s, want 33.72", got)
 	}
 }
-
-// GetTenantAndVendorEmail: the tenant with its settings, and the address of
-// one of its vendors; "" for a vendor of another tenant or none; a missing
-// tenant is ErrNotFound.
-func TestGetTenantAndVendorEmail(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.NewDB(t)
-	ten, err := store.CreateTenant(ctx, db, "mailfrom-"+t.Name(), store.TenantSettings{AccountingEmails: []string{"ap@acme.test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := storetest.Tenant(t, db, "other")
-	v := storetest.Vendor(t, db, ten.ID, "Paper Co")
-	foreign := storetest.Vendor(t, db, other.ID, "Ink Co")
-
-	got, email, err := store.GetTenantAndVendorEmail(ctx, db, ten.ID, v.ID)
-	if err != nil || got.ID != ten.ID || got.Name != ten.Name || !slices.Equal(got.Settings.AccountingEmails, []string{"ap@acme.test"}) || email != "paper.co@vendor.test" {
-		t.Fatalf("tenant %+v, vendor email %q, %v", got, email, err)
-	}
-	for _, id := range []int64{0, foreign.ID, v.ID + 1000} {
-		if got, email, err := store.GetTenantAndVendorEmail(ctx, db, ten.ID, id); err != nil || got.ID != ten.ID || email != "" {
-			t.Errorf("vendor %d: tenant %d, email %q, %v; want the tenant and no address", id, got.ID, email, err)
-		}
-	}
-	if _, _, err := store.GetTenantAndVendorEmail(ctx, db, ten.ID+other.ID+1000, v.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("missing tenant: %v, want ErrNotFound", err)
-	}
-}

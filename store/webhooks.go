@@ -262,29 +262,6 @@ func ListWebhookEndpoints(ctx context.Context, q Querier, tenantID int64, f Webh
 	return eps, total, loadSubscriptions(ctx, q, eps)
 }
 
-// SubscribedWebhookEndpointIDs returns the ids of the tenant's enabled
-// endpoints subscribed to an event type, ascending: whom an event goes to.
-func SubscribedWebhookEndpointIDs(ctx context.Context, q Querier, tenantID int64, eventType string) ([]int64, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id FROM webhook_endpoints WHERE tenant_id = ? AND enabled
-		AND id IN (SELECT endpoint_id FROM webhook_subscriptions WHERE tenant_id = ? AND event_type = ?) ORDER BY id`, tenantID, tenantID, eventType)
-	if err != nil {
-		return nil, fmt.Errorf("list webhook endpoints subscribed to %s: %w", eventType, err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("scan webhook endpoint id: %w", err)
-		}
-		out = append(out, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list webhook endpoints subscribed to %s: %w", eventType, err)
-	}
-	return out, nil
-}
-
 // WebhookEndpointPatch holds the fields an update may change (nil: unchanged).
 type WebhookEndpointPatch struct {
 	URL         *string

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -135,17 +136,21 @@ func insertEvent(t *testing.T, db *store.DB, tenantID int64, typ string) store.E
 	return ev
 }
 
-// Dispatch finds the enabled endpoints of the event's tenant subscribed to
-// its type, and nothing else.
-func TestSubscribedWebhookEndpointIDs(t *testing.T) {
+// GetEventForDispatch reads the event with the enabled endpoints of its
+// tenant subscribed to its type (and nothing else), its tenant, and the
+// address of the vendor its payload names among the tenant's vendors.
+func TestGetEventForDispatch(t *testing.T) {
 	t.Parallel()
 	db := storetest.NewDB(t)
 	ctx := context.Background()
-	ten := storetest.Tenant(t, db, "hooks")
+	ten, err := store.CreateTenant(ctx, db, "dispatch-"+t.Name(), store.TenantSettings{AccountingEmails: []string{"ap@acme.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := storetest.Tenant(t, db, "other")
 	a := createEndpoint(t, db, ten.ID, store.EventPurchaseOrderCreated)
 	b := createEndpoint(t, db, ten.ID, store.EventPurchaseOrderCreated, store.EventVendorCreated)
-	createEndpoint(t, db, ten.ID, store.EventVendorCreated)
+	onlyVendor := createEndpoint(t, db, ten.ID, store.EventVendorCreated)
 	createEndpoint(t, db, other.ID, store.EventPurchaseOrderCreated)
 	disabled := createEndpoint(t, db, ten.ID, store.EventPurchaseOrderCreated)
 	if ok, err := store.DisableWebhookEndpoint(ctx, db, ten.ID, disabled.ID, store.WebhookDisabledGone, time.Now()); !ok || err != nil {
@@ -154,12 +159,51 @@ func TestSubscribedWebhookEndpointIDs(t *testing.T) {
 	if ok, err := store.DisableWebhookEndpoint(ctx, db, ten.ID, disabled.ID, store.WebhookDisabledGone, time.Now()); ok || err != nil {
 		t.Fatalf("second disable: %v %v, want false", ok, err)
 	}
-	ids, err := store.SubscribedWebhookEndpointIDs(ctx, db, ten.ID, store.EventPurchaseOrderCreated)
+	v := storetest.Vendor(t, db, ten.ID, "Paper Co")
+	foreign := storetest.Vendor(t, db, other.ID, "Ink Co")
+	event := func(tenantID int64, typ, payload string) store.Event {
+		t.Helper()
+		ev := store.Event{TenantID: tenantID, Type: typ, AggregateType: "purchase_order", AggregateID: 7, Payload: []byte(payload)}
+		if err := store.InsertEvent(ctx, db, &ev); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+
+	ev := event(ten.ID, store.EventPurchaseOrderCreated, fmt.Sprintf(`{"id":7,"vendor_id":%d,"version":1}`, v.ID))
+	d, err := store.GetEventForDispatch(ctx, db, ev.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(ids, []int64{a.ID, b.ID}) {
-		t.Errorf("subscribed endpoints = %v, want %v", ids, []int64{a.ID, b.ID})
+	if d.Event.ID != ev.ID || d.Event.Type != ev.Type || d.Event.AggregateID != 7 || string(d.Event.Payload) != string(ev.Payload) ||
+		d.Event.CreatedAt.IsZero() || d.Event.DispatchedAt != nil {
+		t.Errorf("event %+v, want %+v", d.Event, ev)
+	}
+	if !slices.Equal(d.EndpointIDs, []int64{a.ID, b.ID}) {
+		t.Errorf("subscribed endpoints = %v, want %v", d.EndpointIDs, []int64{a.ID, b.ID})
+	}
+	if d.Tenant == nil || d.Tenant.ID != ten.ID || d.Tenant.Name != ten.Name || !slices.Equal(d.Tenant.Settings.AccountingEmails, []string{"ap@acme.test"}) {
+		t.Errorf("tenant %+v", d.Tenant)
+	}
+	if d.VendorEmail != "paper.co@vendor.test" {
+		t.Errorf("vendor email %q", d.VendorEmail)
+	}
+
+	for _, payload := range []string{`{"id":7}`, fmt.Sprintf(`{"vendor_id":%d}`, foreign.ID), `{"vendor_id":0}`, `{"vendor_id":"x"}`} {
+		d, err := store.GetEventForDispatch(ctx, db, event(ten.ID, store.EventVendorCreated, payload).ID)
+		if err != nil || d.VendorEmail != "" || !slices.Equal(d.EndpointIDs, []int64{b.ID, onlyVendor.ID}) || d.Tenant == nil {
+			t.Errorf("payload %s: %+v, %v; want no vendor address, endpoints %v", payload, d, err, []int64{b.ID, onlyVendor.ID})
+		}
+	}
+	if d, err := store.GetEventForDispatch(ctx, db, event(ten.ID, store.EventInvoiceCreated, `{}`).ID); err != nil || len(d.EndpointIDs) != 0 {
+		t.Errorf("a type nobody subscribes to: endpoints %v, %v", d.EndpointIDs, err)
+	}
+	gone := event(ten.ID+other.ID+1000, store.EventPurchaseOrderCreated, `{}`)
+	if d, err := store.GetEventForDispatch(ctx, db, gone.ID); err != nil || d.Tenant != nil || d.Event.ID != gone.ID || len(d.EndpointIDs) != 0 {
+		t.Errorf("event of a tenant that is gone: %+v, %v", d, err)
+	}
+	if _, err := store.GetEventForDispatch(ctx, db, gone.ID+1000); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("missing event: %v", err)
 	}
 }
 

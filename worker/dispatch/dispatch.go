@@ -29,7 +29,7 @@ type Handler struct {
 
 // Handle implements the event:dispatch task.
 func (h *Handler) Handle(ctx context.Context, p tasks.EventDispatch, _ *asynq.Task) error {
-	ev, err := store.GetEvent(ctx, h.DB, p.EventID)
+	d, err := store.GetEventForDispatch(ctx, h.DB, p.EventID)
 	if errors.Is(err, store.ErrNotFound) {
 		// Events are published only after COMMIT, so a missing one was
 		// removed by retention or belongs to another database.
@@ -38,7 +38,8 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EventDispatch, _ *asynq.Ta
 	if err != nil {
 		return err
 	}
-	effects, err := h.effects(ctx, ev)
+	ev := d.Event
+	effects, err := h.effects(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -60,16 +61,17 @@ type eventBody struct {
 
 // effects lists every task an event causes: documents, and (each in its own
 // file of this package) emails, webhook deliveries and accounting syncs.
-// A payload that does not decode is a permanent failure.
-func (h *Handler) effects(ctx context.Context, ev store.Event) ([]Effect, error) {
+// A payload that does not decode is a permanent failure. d carries what the
+// event's statement read besides the event (its endpoints, tenant, vendor).
+func (h *Handler) effects(ctx context.Context, d store.EventForDispatch) ([]Effect, error) {
 	var all []Effect
-	for _, fn := range []func(context.Context, store.Event) ([]Effect, error){
-		h.documentEffects,
-		h.webhookEffects,
-		h.emailEffects,
-		h.accountingEffects,
+	for _, fn := range []func() ([]Effect, error){
+		func() ([]Effect, error) { return h.documentEffects(ctx, d.Event) },
+		func() ([]Effect, error) { return h.webhookEffects(ctx, d.Event, d.EndpointIDs) },
+		func() ([]Effect, error) { return h.emailEffects(d) },
+		func() ([]Effect, error) { return h.accountingEffects(ctx, d.Event) },
 	} {
-		effs, err := fn(ctx, ev)
+		effs, err := fn()
 		if err != nil {
 			return nil, err
 		}

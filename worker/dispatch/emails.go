@@ -1,9 +1,7 @@
 package dispatch
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -12,10 +10,10 @@ import (
 	"github.com/iacc/iacc/tasks"
 )
 
-// emailBody is the part of an event payload the email effects read.
+// emailBody is the part of an event payload the email effects read (its
+// "vendor_id" is read by the event's statement: EventForDispatch.VendorEmail).
 type emailBody struct {
-	VendorID int64 `json:"vendor_id"`
-	Version  int   `json:"version"`
+	Version int `json:"version"`
 }
 
 // emailEffects lists the emails an event causes, one task per (template,
@@ -30,7 +28,12 @@ type emailBody struct {
 //
 // Addresses are trimmed and lower-cased, invalid ones skipped, and each
 // appears once per template, so the TaskID (from the dedupe key) is stable.
-func (h *Handler) emailEffects(ctx context.Context, ev store.Event) ([]Effect, error) {
+//
+// The tenant and the vendor's address come with the event (d): the vendor
+// gets no email when the event names no vendor of the tenant, and an event
+// whose tenant is gone has no emails; its other effects go on either way.
+func (h *Handler) emailEffects(d store.EventForDispatch) ([]Effect, error) {
+	ev := d.Event
 	switch ev.Type {
 	case store.EventPurchaseOrderCreated, store.EventInvoiceCreated, store.EventPaymentRecorded, store.EventReportReady:
 	default:
@@ -40,16 +43,10 @@ func (h *Handler) emailEffects(ctx context.Context, ev store.Event) ([]Effect, e
 	if err := json.Unmarshal(ev.Payload, &b); err != nil {
 		return nil, tasks.Permanent(fmt.Errorf("decode %s payload of event %d: %w", ev.Type, ev.ID, err))
 	}
-	// The vendor's address comes with the tenant, in one statement ("" when
-	// the event names no vendor of the tenant: the vendor gets no email, and
-	// the event's other effects go on).
-	tenant, vendor, err := store.GetTenantAndVendorEmail(ctx, h.DB, ev.TenantID, b.VendorID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil // nobody to write to; the event's other effects go on
+	if d.Tenant == nil {
+		return nil, nil // nobody to write to
 	}
-	if err != nil {
-		return nil, err
-	}
+	tenant, vendor := d.Tenant, d.VendorEmail
 	var out []Effect
 	send := func(template, subjectType string, version int, to ...string) {
 		for _, addr := range emailRecipients(to...) {

@@ -21,7 +21,10 @@ import (
 // delivery's id, its TaskID derives from it, and the deliveries list shows
 // a delivery as pending from the moment it exists. Finished deliveries are
 // not enqueued again.
-func (h *Handler) webhookEffects(ctx context.Context, ev store.Event) ([]Effect, error) {
+//
+// subscribed are the tenant's enabled endpoints subscribed to the event's
+// type, read with the event.
+func (h *Handler) webhookEffects(ctx context.Context, ev store.Event, subscribed []int64) ([]Effect, error) {
 	var endpointIDs []int64
 	switch {
 	case ev.Type == store.EventWebhookTest:
@@ -52,11 +55,7 @@ func (h *Handler) webhookEffects(ctx context.Context, ev store.Event) ([]Effect,
 		p := tasks.WebhookDeliver{TenantID: d.TenantID, EventID: d.EventID, EndpointID: d.EndpointID, DeliveryID: d.ID, Round: r.Round}
 		return []Effect{{Payload: p, TaskID: p.TaskID()}}, nil
 	case slices.Contains(store.EventTypes(), ev.Type):
-		ids, err := store.SubscribedWebhookEndpointIDs(ctx, h.DB, ev.TenantID, ev.Type)
-		if err != nil {
-			return nil, err
-		}
-		endpointIDs = ids
+		endpointIDs = subscribed
 	}
 	if len(endpointIDs) == 0 {
 		return nil, nil
