@@ -44,20 +44,23 @@ func InsertEvent(ctx context.Context, q Querier, e *Event) error {
 
 const eventCols = `id, tenant_id, event_type, aggregate_type, aggregate_id, payload, created_at, published_at, dispatched_at`
 
-func scanEvent(row interface{ Scan(...any) error }) (Event, error) {
-	var e Event
+// eventDest is the scan destination of eventCols into e, and what completes
+// e after the scan.
+func eventDest(e *Event) (dest []any, done func()) {
 	var payload []byte
 	var pub, disp sql.NullTime
-	if err := row.Scan(&e.ID, &e.TenantID, &e.Type, &e.AggregateType, &e.AggregateID, &payload, &e.CreatedAt, &pub, &disp); err != nil {
+	return []any{&e.ID, &e.TenantID, &e.Type, &e.AggregateType, &e.AggregateID, &payload, &e.CreatedAt, &pub, &disp}, func() {
+		e.Payload, e.PublishedAt, e.DispatchedAt = payload, optTime(pub), optTime(disp)
+	}
+}
+
+func scanEvent(row interface{ Scan(...any) error }) (Event, error) {
+	var e Event
+	dest, done := eventDest(&e)
+	if err := row.Scan(dest...); err != nil {
 		return Event{}, err
 	}
-	e.Payload = payload
-	if pub.Valid {
-		e.PublishedAt = &pub.Time
-	}
-	if disp.Valid {
-		e.DispatchedAt = &disp.Time
-	}
+	done()
 	return e, nil
 }
 
@@ -86,26 +89,22 @@ type EventForDispatch struct {
 // tenant and its vendor's address (see EventForDispatch).
 func GetEventForDispatch(ctx context.Context, q Querier, id int64) (EventForDispatch, error) {
 	var d EventForDispatch
-	e := &d.Event
-	var payload []byte
-	var pub, disp sql.NullTime
+	dest, done := eventDest(&d.Event)
 	var endpoints, settings, email, tenantName sql.NullString
 	var tenantID sql.NullInt64
 	var tenantCreated sql.NullTime
-	err := q.QueryRowContext(ctx, `SELECT o.id, o.tenant_id, o.event_type, o.aggregate_type, o.aggregate_id, o.payload, o.created_at,
-		o.published_at, o.dispatched_at,
+	err := q.QueryRowContext(ctx, `SELECT `+qualify("o", eventCols)+`,
 		(SELECT GROUP_CONCAT(w.id ORDER BY w.id) FROM webhook_endpoints w WHERE w.tenant_id = o.tenant_id AND w.enabled
 			AND w.id IN (SELECT s.endpoint_id FROM webhook_subscriptions s WHERE s.tenant_id = o.tenant_id AND s.event_type = o.event_type)),
 		t.id, t.name, t.settings, t.created_at,
 		(SELECT v.email FROM vendors v WHERE v.tenant_id = o.tenant_id
 			AND v.id = CAST(JSON_VALUE(o.payload, '$.vendor_id') AS UNSIGNED))
 		FROM outbox_events o LEFT JOIN tenants t ON t.id = o.tenant_id WHERE o.id = ?`, id).Scan(
-		&e.ID, &e.TenantID, &e.Type, &e.AggregateType, &e.AggregateID, &payload, &e.CreatedAt, &pub, &disp,
-		&endpoints, &tenantID, &tenantName, &settings, &tenantCreated, &email)
+		append(dest, &endpoints, &tenantID, &tenantName, &settings, &tenantCreated, &email)...)
 	if err != nil {
 		return EventForDispatch{}, mapErr(err, fmt.Sprintf("get outbox event %d", id))
 	}
-	e.Payload, e.PublishedAt, e.DispatchedAt = payload, optTime(pub), optTime(disp)
+	done()
 	for _, f := range strings.Split(endpoints.String, ",") {
 		if f == "" {
 			continue

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // where builds a conjunction of equality filters.
@@ -53,4 +54,14 @@ func listPage[T any](ctx context.Context, q Querier, table, cols string, w where
 		return nil, 0, fmt.Errorf("list %s: %w", table, err)
 	}
 	return out, total, nil
+}
+
+// qualify prefixes each column of a comma-separated list with alias, for a
+// list shared by single-table reads and joins.
+func qualify(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -99,17 +99,28 @@ func webhookEndpointSummary(e WebhookEndpoint) webhookEndpointJSON {
 }
 
 const webhookEndpointCols = `id, tenant_id, url, description, enabled, disabled_reason, disabled_at, disabled_notified_at, failing_since,
-	secret, COALESCE(previous_secret, ''), previous_secret_expires_at, secret_rotated_at, created_at, updated_at`
+	secret, previous_secret, previous_secret_expires_at, secret_rotated_at, created_at, updated_at`
+
+// webhookEndpointDest is the scan destination of webhookEndpointCols into e,
+// and what completes e after the scan.
+func webhookEndpointDest(e *WebhookEndpoint) (dest []any, done func()) {
+	var disabledAt, notifiedAt, failingSince, prevExpires, rotatedAt sql.NullTime
+	var prev sql.NullString
+	return []any{&e.ID, &e.TenantID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &disabledAt, &notifiedAt, &failingSince,
+			&e.Secret, &prev, &prevExpires, &rotatedAt, &e.CreatedAt, &e.UpdatedAt}, func() {
+			e.PreviousSecret = prev.String
+			e.DisabledAt, e.DisabledNotifiedAt, e.FailingSince = optTime(disabledAt), optTime(notifiedAt), optTime(failingSince)
+			e.PreviousSecretExpiresAt, e.SecretRotatedAt = optTime(prevExpires), optTime(rotatedAt)
+		}
+}
 
 func scanWebhookEndpoint(row interface{ Scan(...any) error }) (WebhookEndpoint, error) {
 	var e WebhookEndpoint
-	var disabledAt, notifiedAt, failingSince, prevExpires, rotatedAt sql.NullTime
-	if err := row.Scan(&e.ID, &e.TenantID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &disabledAt, &notifiedAt, &failingSince,
-		&e.Secret, &e.PreviousSecret, &prevExpires, &rotatedAt, &e.CreatedAt, &e.UpdatedAt); err != nil {
+	dest, done := webhookEndpointDest(&e)
+	if err := row.Scan(dest...); err != nil {
 		return WebhookEndpoint{}, err
 	}
-	e.DisabledAt, e.DisabledNotifiedAt, e.FailingSince = optTime(disabledAt), optTime(notifiedAt), optTime(failingSince)
-	e.PreviousSecretExpiresAt, e.SecretRotatedAt = optTime(prevExpires), optTime(rotatedAt)
+	done()
 	return e, nil
 }
 
@@ -436,14 +447,23 @@ func WebhookMsgID(eventID, endpointID int64) string {
 const webhookDeliveryCols = `id, tenant_id, endpoint_id, event_id, event_type, msg_id, state, round, attempts, round_attempts, last_status, last_error,
 	next_attempt_at, lease_until, delivered_at, created_at, updated_at`
 
+// webhookDeliveryDest is the scan destination of webhookDeliveryCols into
+// d, and what completes d after the scan.
+func webhookDeliveryDest(d *WebhookDelivery) (dest []any, done func()) {
+	var next, lease, delivered sql.NullTime
+	return []any{&d.ID, &d.TenantID, &d.EndpointID, &d.EventID, &d.EventType, &d.MsgID, &d.State, &d.Round, &d.Attempts, &d.RoundAttempts,
+			&d.LastStatus, &d.LastError, &next, &lease, &delivered, &d.CreatedAt, &d.UpdatedAt}, func() {
+			d.NextAttemptAt, d.LeaseUntil, d.DeliveredAt = optTime(next), optTime(lease), optTime(delivered)
+		}
+}
+
 func scanWebhookDelivery(row interface{ Scan(...any) error }) (WebhookDelivery, error) {
 	var d WebhookDelivery
-	var next, lease, delivered sql.NullTime
-	if err := row.Scan(&d.ID, &d.TenantID, &d.EndpointID, &d.EventID, &d.EventType, &d.MsgID, &d.State, &d.Round, &d.Attempts, &d.RoundAttempts,
-		&d.LastStatus, &d.LastError, &next, &lease, &delivered, &d.CreatedAt, &d.UpdatedAt); err != nil {
+	dest, done := webhookDeliveryDest(&d)
+	if err := row.Scan(dest...); err != nil {
 		return WebhookDelivery{}, err
 	}
-	d.NextAttemptAt, d.LeaseUntil, d.DeliveredAt = optTime(next), optTime(lease), optTime(delivered)
+	done()
 	return d, nil
 }
 
@@ -517,8 +537,10 @@ func GetWebhookDelivery(ctx context.Context, q Querier, tenantID, id int64) (Web
 }
 
 // WebhookDeliveryWork is what one attempt at a delivery reads: the
-// delivery, its endpoint (without event types) and its event. Event.ID is
-// 0 when the event no longer exists (retention removed it).
+// delivery, its endpoint (without event types) and its event (ID, TenantID
+// and Type as the delivery records them; the rest from the event, without
+// its publication times). Event.ID is 0 when the event no longer exists
+// (retention removed it).
 type WebhookDeliveryWork struct {
 	Delivery WebhookDelivery
 	Endpoint WebhookEndpoint
@@ -530,35 +552,26 @@ type WebhookDeliveryWork struct {
 // ErrNotFound, like a missing delivery.
 func GetWebhookDeliveryWork(ctx context.Context, q Querier, tenantID, id int64) (WebhookDeliveryWork, error) {
 	var w WebhookDeliveryWork
-	d, e := &w.Delivery, &w.Endpoint
-	var next, lease, delivered, disabledAt, notifiedAt, failingSince, prevExpires, rotatedAt sql.NullTime
-	var evID, evTenant, evAggID sql.NullInt64
-	var evType, evAggType sql.NullString
-	var evCreated, evPub, evDisp sql.NullTime
+	deliveryDest, deliveryDone := webhookDeliveryDest(&w.Delivery)
+	endpointDest, endpointDone := webhookEndpointDest(&w.Endpoint)
 	var payload []byte
-	err := q.QueryRowContext(ctx, `SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, d.event_type, d.msg_id, d.state, d.round, d.attempts,
-		d.round_attempts, d.last_status, d.last_error, d.next_attempt_at, d.lease_until, d.delivered_at, d.created_at, d.updated_at,
-		e.id, e.tenant_id, e.url, e.description, e.enabled, e.disabled_reason, e.disabled_at, e.disabled_notified_at, e.failing_since,
-		e.secret, COALESCE(e.previous_secret, ''), e.previous_secret_expires_at, e.secret_rotated_at, e.created_at, e.updated_at,
-		o.id, o.tenant_id, o.event_type, o.aggregate_type, o.aggregate_id, o.payload, o.created_at, o.published_at, o.dispatched_at
+	var aggType sql.NullString
+	var aggID sql.NullInt64
+	var created sql.NullTime
+	err := q.QueryRowContext(ctx, `SELECT `+qualify("d", webhookDeliveryCols)+`, `+qualify("e", webhookEndpointCols)+`,
+		o.aggregate_type, o.aggregate_id, o.payload, o.created_at
 		FROM webhook_deliveries d
 		JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.tenant_id = d.tenant_id
 		LEFT JOIN outbox_events o ON o.id = d.event_id
-		WHERE d.tenant_id = ? AND d.id = ?`, tenantID, id).Scan(
-		&d.ID, &d.TenantID, &d.EndpointID, &d.EventID, &d.EventType, &d.MsgID, &d.State, &d.Round, &d.Attempts,
-		&d.RoundAttempts, &d.LastStatus, &d.LastError, &next, &lease, &delivered, &d.CreatedAt, &d.UpdatedAt,
-		&e.ID, &e.TenantID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &disabledAt, &notifiedAt, &failingSince,
-		&e.Secret, &e.PreviousSecret, &prevExpires, &rotatedAt, &e.CreatedAt, &e.UpdatedAt,
-		&evID, &evTenant, &evType, &evAggType, &evAggID, &payload, &evCreated, &evPub, &evDisp)
+		WHERE d.tenant_id = ? AND d.id = ?`, tenantID, id).Scan(append(append(deliveryDest, endpointDest...), &aggType, &aggID, &payload, &created)...)
 	if err != nil {
 		return WebhookDeliveryWork{}, mapErr(err, fmt.Sprintf("get webhook delivery %d", id))
 	}
-	d.NextAttemptAt, d.LeaseUntil, d.DeliveredAt = optTime(next), optTime(lease), optTime(delivered)
-	e.DisabledAt, e.DisabledNotifiedAt, e.FailingSince = optTime(disabledAt), optTime(notifiedAt), optTime(failingSince)
-	e.PreviousSecretExpiresAt, e.SecretRotatedAt = optTime(prevExpires), optTime(rotatedAt)
-	if evID.Valid {
-		w.Event = Event{ID: evID.Int64, TenantID: evTenant.Int64, Type: evType.String, AggregateType: evAggType.String,
-			AggregateID: evAggID.Int64, Payload: payload, CreatedAt: evCreated.Time, PublishedAt: optTime(evPub), DispatchedAt: optTime(evDisp)}
+	deliveryDone()
+	endpointDone()
+	if d := w.Delivery; created.Valid {
+		w.Event = Event{ID: d.EventID, TenantID: d.TenantID, Type: d.EventType, AggregateType: aggType.String, AggregateID: aggID.Int64,
+			Payload: payload, CreatedAt: created.Time}
 	}
 	return w, nil
 }
