@@ -740,10 +740,10 @@ func RecordWebhookAttempt(ctx context.Context, q Querier, o WebhookOutcome) (fai
 		cutUTF8(a.Error, 1000), sqlTime(a.NextAttemptAt)); err != nil {
 		return nil, 0, fmt.Errorf("insert webhook attempt of delivery %d: %w", o.DeliveryID, err)
 	}
-	if o.State == WebhookSucceeded && o.EndpointHealthy {
-		return nil, a.Attempt, nil
-	}
 	if o.State == WebhookSucceeded {
+		if o.EndpointHealthy {
+			return nil, a.Attempt, nil // no failure run to end
+		}
 		if _, err := q.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`, o.EndpointID); err != nil {
 			return nil, 0, fmt.Errorf("update webhook endpoint %d health: %w", o.EndpointID, err)
 		}

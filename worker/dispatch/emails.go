@@ -10,12 +10,6 @@ import (
 	"github.com/iacc/iacc/tasks"
 )
 
-// emailBody is the part of an event payload the email effects read (its
-// "vendor_id" is read by the event's statement: EventForDispatch.VendorEmail).
-type emailBody struct {
-	Version int `json:"version"`
-}
-
 // emailEffects lists the emails an event causes, one task per (template,
 // recipient), addressed from the current tenant settings and vendor row:
 //
@@ -39,7 +33,7 @@ func (h *Handler) emailEffects(d store.EventForDispatch) ([]Effect, error) {
 	default:
 		return nil, nil
 	}
-	var b emailBody
+	var b eventBody // its vendor_id is read with the event: d.VendorEmail
 	if err := json.Unmarshal(ev.Payload, &b); err != nil {
 		return nil, tasks.Permanent(fmt.Errorf("decode %s payload of event %d: %w", ev.Type, ev.ID, err))
 	}
