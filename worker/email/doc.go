@@ -84,9 +84,9 @@
 // s idle and 100 messages at most), so an email costs MAIL, RCPT and DATA
 // rather than a new connection, greeting, STARTTLS, AUTH and QUIT. A kept
 // session the server has closed meanwhile fails on MAIL FROM, before the
-// message is handed over, and the message goes out on a new session. An
-// error after the server accepted the message does not count as a
-// failure: no resend.
+// message is handed over, and the message goes out on a new session. No
+// command follows the accepted data (no RSET, no QUIT), so a message the
+// server accepted is a successful send.
 //
 // # Configuration
 //

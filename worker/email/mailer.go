@@ -297,8 +297,8 @@ func (m *Mailer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 //
 // A kept session the server has closed meanwhile fails before the message
 // is handed over (on MAIL FROM, without a reply): the message is sent once
-// more on a new session. Once the server has accepted the message, an
-// error after it only ends the session: the send succeeded.
+// more on a new session. No command follows the accepted data (no RSET,
+// no QUIT), so a message the server accepted is a successful send.
 func (m *Mailer) Send(ctx context.Context, msg *gomail.Msg) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -306,31 +306,32 @@ func (m *Mailer) Send(ctx context.Context, msg *gomail.Msg) error {
 	for {
 		c, reused, err := m.take(ctx)
 		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return fmt.Errorf("send via %s: %w (%w)", m.redacted, cerr, err)
-			}
-			return fmt.Errorf("send via %s: %w", m.redacted, err)
+			return m.sendError(ctx, err)
 		}
 		stop := context.AfterFunc(ctx, c.slot.close)
 		err = m.client.SendWithSMTPClient(c.smtp, msg)
 		live := stop() // false: ctx ended and closed the connection
-		if err == nil || msg.IsDelivered() {
-			if err == nil && live {
-				m.put(c)
-			} else {
-				m.drop(c)
-			}
+		switch {
+		case err == nil && live:
+			m.put(c)
+			return nil
+		case err == nil:
 			return nil
 		}
 		m.drop(c)
 		if reused && live && ctx.Err() == nil && closedSession(err) {
 			continue // the first use of a new session cannot take this branch
 		}
-		if cerr := ctx.Err(); cerr != nil {
-			return fmt.Errorf("send via %s: %w (%w)", m.redacted, cerr, err)
-		}
-		return fmt.Errorf("send via %s: %w", m.redacted, err)
+		return m.sendError(ctx, err)
 	}
+}
+
+// sendError wraps a failed send, with the context's error when it ended.
+func (m *Mailer) sendError(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("send via %s: %w (%w)", m.redacted, cerr, err)
+	}
+	return fmt.Errorf("send via %s: %w", m.redacted, err)
 }
 
 // take returns a kept session still fit for use (reused) or a new one.
@@ -377,12 +378,13 @@ func (m *Mailer) put(c *conn) {
 }
 
 // quit ends a healthy session politely (QUIT), in the background.
-func (m *Mailer) quit(c *conn) {
-	go func() {
-		_ = c.smtp.UpdateDeadline(5 * time.Second)
-		_ = m.client.CloseWithSMTPClient(c.smtp)
-		c.slot.close()
-	}()
+func (m *Mailer) quit(c *conn) { go m.end(c) }
+
+// end sends QUIT (waiting 5 s at most) and closes the connection.
+func (m *Mailer) end(c *conn) {
+	_ = c.smtp.UpdateDeadline(5 * time.Second)
+	_ = m.client.CloseWithSMTPClient(c.smtp)
+	c.slot.close()
 }
 
 // drop closes the connection of a session in an unknown state.
@@ -395,9 +397,7 @@ func (m *Mailer) Close() {
 	for {
 		select {
 		case c := <-m.idle:
-			_ = c.smtp.UpdateDeadline(5 * time.Second)
-			_ = m.client.CloseWithSMTPClient(c.smtp)
-			c.slot.close()
+			m.end(c)
 		default:
 			return
 		}
