@@ -10,8 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 )
 
 // ErrNotFound is returned (wrapped) for a key that holds nothing.
@@ -30,15 +28,7 @@ type Store interface {
 // Dir is a Store in a local directory.
 type Dir struct {
 	root string
-	// dirs are the directories Put has made sure of: it skips MkdirAll
-	// (a stat per path element) for them. One removed behind its back is
-	// made again when creating the file there fails.
-	dirs sync.Map // string → struct{}
-	ndir atomic.Int64
 }
-
-// maxKnownDirs bounds Dir.dirs; past it the set starts over.
-var maxKnownDirs int64 = 4096
 
 // NewDir returns a Store rooted at dir, creating it if needed.
 func NewDir(dir string) (*Dir, error) {
@@ -70,7 +60,12 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	f, err := d.createTemp(filepath.Dir(p))
+	// With keys grouped by directory (pdf.BlobKey), the directory exists
+	// almost always: MkdirAll is then a single stat.
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return 0, fmt.Errorf("create blob dir for %s: %w", key, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
 	if err != nil {
 		return 0, fmt.Errorf("create temp file for %s: %w", key, err)
 	}
@@ -90,27 +85,6 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 		return 0, fmt.Errorf("store blob %s: %w", key, err)
 	}
 	return n, nil
-}
-
-// createTemp creates a temporary file in dir, making dir first unless Put
-// made it before.
-func (d *Dir) createTemp(dir string) (*os.File, error) {
-	if _, known := d.dirs.Load(dir); known {
-		f, err := os.CreateTemp(dir, ".tmp-*")
-		if !errors.Is(err, fs.ErrNotExist) {
-			return f, err
-		}
-		d.dirs.Delete(dir) // removed since: make it again
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, err
-	}
-	if d.ndir.Add(1) > maxKnownDirs {
-		d.dirs.Clear()
-		d.ndir.Store(1)
-	}
-	d.dirs.Store(dir, struct{}{})
-	return os.CreateTemp(dir, ".tmp-*")
 }
 
 // Open implements Store.
