@@ -94,10 +94,15 @@ func Open(dsn string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("mysql", norm)
+	cfg, err := mysql.ParseDSN(norm)
+	if err != nil {
+		return nil, fmt.Errorf("parse MySQL DSN: %w", err)
+	}
+	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open MySQL: %w", err)
 	}
+	db := sql.OpenDB(cachingConnector{connector})
 	if opt.MaxOpenConns <= 0 {
 		opt.MaxOpenConns = 64
 	}
