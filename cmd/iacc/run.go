@@ -76,6 +76,7 @@ func openDeps(ctx context.Context, cfg Config, log *slog.Logger, migrate bool) (
 		return nil, fmt.Errorf("IACC_REDIS_URL: %w", err)
 	}
 	opt.PoolSize = cfg.RedisPoolSize
+	opt.Dialer = redisDialer(opt)
 	rdb := redis.NewClient(opt)
 	blobs, err := blob.NewDir(cfg.BlobDir)
 	if err != nil {
