@@ -46,90 +46,38 @@ func (rc *readCache) miss() { rc.metrics.CacheRequests.WithLabelValues("miss").I
 func genKey(tenantID int64) string { return "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":gen" }
 
 // getScript reads the tenant's generation and the entry under it in one
-// round trip; it returns {1, "", generation, value or false}. With a rate
-// limit key (KEYS[2]) it first spends one unit of that GCRA budget, in the
-// same round trip: a cached read then costs one Redis call, not two, and a
-// refused one {0, retry-after seconds} reads nothing. The GCRA part is
-// go-redis/redis_rate's allowN (MIT; after rwz/redis-gcra), on the same
-// "rate:" keys, so this and Server.allowRate share one budget per key.
+// round trip; it returns {generation, value or false}.
 var getScript = redis.NewScript(`
-if KEYS[2] then
-  redis.replicate_commands()
-  local burst, rate, period = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-  local emission_interval = period / rate
-  local now = redis.call('TIME')
-  now = (now[1] - 1483228800) + (now[2] / 1000000)
-  local tat = redis.call('GET', KEYS[2])
-  if not tat then tat = now else tat = tonumber(tat) end
-  tat = math.max(tat, now)
-  local new_tat = tat + emission_interval
-  local diff = now - (new_tat - emission_interval * burst)
-  if diff < 0 then
-    return {0, tostring(-diff)}
-  end
-  local reset_after = new_tat - now
-  if reset_after > 0 then
-    redis.call('SET', KEYS[2], new_tat, 'EX', math.ceil(reset_after))
-  end
-end
 local g = redis.call('GET', KEYS[1]) or '0'
-return {1, '', g, redis.call('GET', ARGV[1] .. g .. ARGV[2])}`)
-
-// tokenLimit is one unit of a per-minute GCRA budget that a cached read
-// spends in its cache round trip (Server.deferTokenLimit); spent records
-// that it was.
-type tokenLimit struct {
-	key       string // without redis_rate's "rate:" prefix
-	perMinute int
-	spent     bool
-}
+return {g, redis.call('GET', ARGV[1] .. g .. ARGV[2])}`)
 
 // cacheResult is what get found.
 type cacheResult struct {
 	val []byte
 	gen string // the generation to store a fresh value under; "" when the cache is off
 	hit bool
-	// limited: lim's budget is spent; retry after this long.
-	limited bool
-	retry   time.Duration
 }
 
-// get returns the cached value of (tenant, key). With lim it also spends
-// lim's unit, in the same round trip, unless the cache is off; lim.spent
-// says whether it did.
-func (rc *readCache) get(ctx context.Context, tenantID int64, key string, lim *tokenLimit) cacheResult {
+// get returns the cached value of (tenant, key).
+func (rc *readCache) get(ctx context.Context, tenantID int64, key string) cacheResult {
 	if rc.ttl <= 0 || rc.isDirty(tenantID) || !rc.gate.up() {
 		return cacheResult{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
 	defer cancel()
 	prefix := "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":"
-	keys := []string{genKey(tenantID)}
-	args := []any{prefix, ":" + key}
-	if lim != nil {
-		keys = append(keys, "rate:"+lim.key)
-		args = append(args, lim.perMinute, lim.perMinute, 60)
-	}
-	res, err := getScript.Run(ctx, rc.rdb, keys, args...).Slice()
+	res, err := getScript.Run(ctx, rc.rdb, []string{genKey(tenantID)}, prefix, ":"+key).Slice()
 	if err != nil {
 		rc.gate.trip()
 		rc.miss()
 		return cacheResult{}
 	}
-	if lim != nil {
-		lim.spent = true
-	}
-	if allowed, _ := res[0].(int64); allowed == 0 && len(res) == 2 {
-		s, _ := res[1].(string)
-		secs, _ := strconv.ParseFloat(s, 64)
-		return cacheResult{limited: true, retry: time.Duration(secs * float64(time.Second))}
-	}
-	if len(res) != 4 {
+	if len(res) != 2 {
 		rc.miss()
 		return cacheResult{}
 	}
-	gen, _ := res[2].(string)
-	if s, isStr := res[3].(string); isStr {
+	gen, _ := res[0].(string)
+	if s, isStr := res[1].(string); isStr {
 		rc.hit()
 		return cacheResult{val: []byte(s), gen: gen, hit: true}
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
 )
@@ -45,21 +44,22 @@ func rateLimited(retryAfter time.Duration, detail string) *Problem {
 	return p
 }
 
-// allowRate consumes one unit of key's budget. Redis trouble fails open: a
-// limiter outage must not take the API down with it.
+// allowRate consumes one unit of key's budget (locally when the process
+// holds a lease of it, see allowances). Redis trouble fails open: a limiter
+// outage must not take the API down with it.
 func (s *Server) allowRate(ctx context.Context, key string, perMinute int) (bool, time.Duration) {
 	if perMinute <= 0 || !s.gate.up() {
 		return true, 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
 	defer cancel()
-	res, err := s.limiter.Allow(ctx, key, redis_rate.PerMinute(perMinute))
+	ok, retry, err := s.allowances.take(ctx, key, perMinute)
 	if err != nil {
 		s.gate.trip()
 		s.log.Debug("rate limiter unavailable; allowing", "err", err)
 		return true, 0
 	}
-	return res.Allowed > 0, res.RetryAfter
+	return ok, retry
 }
 
 // limitByIP is global middleware: requests per client IP. Requests with a
@@ -76,53 +76,17 @@ func (s *Server) limitByIP(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// limitByToken runs after authentication: requests per access token.
+// limitByToken runs after authentication: requests per access token,
+// keyed by the token's SHA-256 (left in the context by authenticate).
 func (s *Server) limitByToken(c *fiber.Ctx) error {
 	if s.cfg.Limits.PerTokenPerMinute <= 0 {
 		return c.Next()
 	}
-	if err := s.spendTokenLimit(c, s.tokenLimit(c)); err != nil {
-		return err
-	}
-	return c.Next()
-}
-
-type tokenLimitKey struct{}
-
-// deferTokenLimit replaces limitByToken on cached reads: the request's
-// unit of the token's budget is spent by the cache lookup, in its Redis
-// round trip (readCache.get). A request that ends before its lookup (403,
-// 422) spends it on the way out, and answers 429 when the budget was gone.
-func (s *Server) deferTokenLimit(c *fiber.Ctx) error {
-	if s.cfg.Limits.PerTokenPerMinute <= 0 {
-		return c.Next()
-	}
-	lim := s.tokenLimit(c)
-	c.Locals(tokenLimitKey{}, lim)
-	err := c.Next()
-	if !lim.spent {
-		if lerr := s.spendTokenLimit(c, lim); lerr != nil {
-			return lerr
-		}
-	}
-	return err
-}
-
-// tokenLimit is the request's unit of its token's budget. It runs after
-// authenticate, which leaves the token's SHA-256 in the context.
-func (s *Server) tokenLimit(c *fiber.Ctx) *tokenLimit {
 	sum, _ := c.Locals(tokenSumKey{}).([32]byte)
-	return &tokenLimit{key: "tok:" + hex.EncodeToString(sum[:12]), perMinute: s.cfg.Limits.PerTokenPerMinute}
-}
-
-// spendTokenLimit spends lim's unit in its own round trip: 429 when the
-// budget is gone.
-func (s *Server) spendTokenLimit(c *fiber.Ctx, lim *tokenLimit) error {
-	lim.spent = true
-	if ok, retry := s.allowRate(c.UserContext(), lim.key, lim.perMinute); !ok {
+	if ok, retry := s.allowRate(c.UserContext(), "tok:"+hex.EncodeToString(sum[:12]), s.cfg.Limits.PerTokenPerMinute); !ok {
 		return rateLimited(retry, "too many requests with this token")
 	}
-	return nil
+	return c.Next()
 }
 
 // loginGuard limits failed logins per account and per IP. An attempt

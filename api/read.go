@@ -20,16 +20,7 @@ func (s *Server) cachedRead(c *fiber.Ctx, tenantID int64, key string, load func(
 	defer cancel()
 	// The generation is read before loading, so a write that commits while
 	// we load moves the tenant past it and our entry is never read.
-	lim, _ := c.Locals(tokenLimitKey{}).(*tokenLimit)
-	r := s.cache.get(ctx, tenantID, key, lim)
-	if lim != nil && !lim.spent { // the cache is off: spend it now, before loading
-		if err := s.spendTokenLimit(c, lim); err != nil {
-			return err
-		}
-	}
-	if r.limited {
-		return rateLimited(r.retry, "too many requests with this token")
-	}
+	r := s.cache.get(ctx, tenantID, key)
 	if r.hit {
 		c.Set("X-Cache", "hit")
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

@@ -20,9 +20,6 @@ type access struct {
 	// application: the queue dashboard) and authenticates like a browser
 	// app (dashboardAuth); roles are checked by the handler.
 	mount bool
-	// cached: the handler answers through cachedRead, whose Redis round
-	// trip also spends the token's rate-limit unit (deferTokenLimit).
-	cached bool
 }
 
 func public() access                  { return access{public: true} }
@@ -30,9 +27,6 @@ func publicOrToken() access           { return access{public: true, optional: tr
 func roles(r ...string) access        { return access{roles: r} }
 func mounted(r ...string) access      { return access{roles: r, mount: true} }
 func (a access) allows(r string) bool { return a.public || slices.Contains(a.roles, r) }
-
-// cachedRead marks a route whose handler answers through Server.cachedRead.
-func (a access) cachedRead() access { a.cached = true; return a }
 
 var (
 	anyRole = roles(store.RoleAdmin, store.RoleAccounting, store.RoleViewer, store.RoleVendor)
@@ -76,15 +70,15 @@ func (s *Server) routeTable() []route {
 		{"PATCH", "/api/products/:id", admins, s.updateProduct, doc{Summary: "Change a product", Tag: "products", Request: productPatchRequest{}, Response: productResponse{}}},
 		{"DELETE", "/api/products/:id", admins, s.deleteProduct, doc{Summary: "Withdraw a product from the catalog", Tag: "products", Status: 204}},
 
-		{"GET", "/api/vendors", staff.cachedRead(), s.listVendors, doc{Summary: "List vendors", Tag: "vendors", Response: listResponse[vendorResponse]{}, Query: []string{"status", "page", "per_page"}}},
+		{"GET", "/api/vendors", staff, s.listVendors, doc{Summary: "List vendors", Tag: "vendors", Response: listResponse[vendorResponse]{}, Query: []string{"status", "page", "per_page"}}},
 		{"POST", "/api/vendors", writers, s.createVendor, doc{Summary: "Create a vendor", Tag: "vendors", Request: vendorRequest{}, Response: vendorResponse{}, Status: 201}},
-		{"GET", "/api/vendors/:id", anyRole.cachedRead(), s.getVendor, doc{Summary: "One vendor with its balance", Tag: "vendors", Response: vendorResponse{}}},
+		{"GET", "/api/vendors/:id", anyRole, s.getVendor, doc{Summary: "One vendor with its balance", Tag: "vendors", Response: vendorResponse{}}},
 		{"PATCH", "/api/vendors/:id", writers, s.updateVendor, doc{Summary: "Change a vendor", Tag: "vendors", Request: vendorPatchRequest{}, Response: vendorResponse{}}},
 		{"DELETE", "/api/vendors/:id", admins, s.deleteVendor, doc{Summary: "Delete an unused vendor, or archive one with history", Tag: "vendors", Response: vendorDeleteResponse{}}},
 
-		{"GET", "/api/purchase-orders", anyRole.cachedRead(), s.listPurchaseOrders, doc{Summary: "List purchase orders, newest first", Tag: "purchase-orders", Response: listResponse[poResponse]{}, Query: []string{"status", "vendor_id", "page", "per_page"}}},
+		{"GET", "/api/purchase-orders", anyRole, s.listPurchaseOrders, doc{Summary: "List purchase orders, newest first", Tag: "purchase-orders", Response: listResponse[poResponse]{}, Query: []string{"status", "vendor_id", "page", "per_page"}}},
 		{"POST", "/api/purchase-orders", writers, s.createPurchaseOrder, doc{Summary: "Create a purchase order", Tag: "purchase-orders", Request: poRequest{}, Response: poResponse{}, Status: 201}},
-		{"GET", "/api/purchase-orders/:id", anyRole.cachedRead(), s.getPurchaseOrder, doc{Summary: "One purchase order with items and vendor", Tag: "purchase-orders", Response: poResponse{}}},
+		{"GET", "/api/purchase-orders/:id", anyRole, s.getPurchaseOrder, doc{Summary: "One purchase order with items and vendor", Tag: "purchase-orders", Response: poResponse{}}},
 		{"GET", "/api/purchase-orders/:id/pdf", anyRole, s.getPurchaseOrderPDF, doc{Summary: "The order's PDF (202 with Retry-After while it is rendered)", Tag: "purchase-orders", ContentType: "application/pdf"}},
 		{"GET", "/api/purchase-orders/:id/activity", anyRole, s.purchaseOrderActivity, doc{Summary: "The order's timeline: its events and the tasks they caused", Tag: "purchase-orders", Response: activityResponse{}}},
 		{"POST", "/api/purchase-orders/:id/approve", writers, s.transition("approve"), doc{Summary: "submitted → approved", Tag: "purchase-orders", Response: poResponse{}}},
@@ -148,8 +142,6 @@ func (s *Server) routes() {
 			continue
 		case r.Access.optional:
 			handlers = append(handlers, s.optionalAuth)
-		case !r.Access.public && r.Access.cached:
-			handlers = append(handlers, s.authenticate, s.deferTokenLimit, allow(r.Access))
 		case !r.Access.public:
 			handlers = append(handlers, s.authenticate, s.limitByToken, allow(r.Access))
 		}

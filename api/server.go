@@ -96,16 +96,16 @@ type Deps struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg       Config
-	db        *store.DB
-	rdb       redis.UniversalClient
-	blobs     blob.Store
-	log       *slog.Logger
-	publisher *Publisher
-	limiter   *redis_rate.Limiter
-	gate      *redisGate
-	metrics   *metrics.Set
-	gatherer  prometheus.Gatherer
+	cfg        Config
+	db         *store.DB
+	rdb        redis.UniversalClient
+	blobs      blob.Store
+	log        *slog.Logger
+	publisher  *Publisher
+	allowances *allowances
+	gate       *redisGate
+	metrics    *metrics.Set
+	gatherer   prometheus.Gatherer
 	// metricsHandler serves the gatherer (built once).
 	metricsHandler fiber.Handler
 	cache          *readCache
@@ -132,7 +132,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	gate := newRedisGate(2 * time.Second)
 	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log, metrics: m, gatherer: d.Gatherer, gate: gate,
-		limiter: redis_rate.NewLimiter(d.Redis), cache: newReadCache(d.Redis, cfg.CacheTTL, log, m, gate),
+		allowances: newAllowances(redis_rate.NewLimiter(d.Redis)), cache: newReadCache(d.Redis, cfg.CacheTTL, log, m, gate),
 		basicCache: credCache{max: 1000}, tokenCache: credCache{max: 20000}}
 	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log, m, gate)
 	s.app = fiber.New(fiber.Config{
