@@ -283,7 +283,7 @@ func runJobs(ctx context.Context, h *Harness) ([]Row, error) {
 	row = jobsRow(scenario, fmt.Sprintf("iacc worker mux, pdf:render no-op, %d tasks", nTasks), st)
 	row.setCeiling(ceilRow)
 	row.check(fmt.Sprintf("≥%.2f× raw asynq", jobsRatioTarget), row.Ratio >= jobsRatioTarget)
-	row.note("per task: the middleware, JSON decode, pdf handler: 1 SELECT on documents (the PDF exists: no render)")
+	row.note("per task: the middleware, JSON decode, pdf handler: is the document recorded? (the checks of the tasks running at once share a SELECT on documents; it is: no render)")
 	rows = append(rows, row)
 	if err != nil {
 		return rows, err

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -69,4 +70,70 @@ func CountDocuments(ctx context.Context, q Querier, tenantID int64, kind string,
 		return 0, fmt.Errorf("count documents %s/%d: %w", kind, subjectID, err)
 	}
 	return n, nil
+}
+
+// DocKey names one version of a subject's document.
+type DocKey struct {
+	TenantID  int64
+	Kind      string
+	SubjectID int64
+	Version   int
+}
+
+// docBatchSizes are the batch lengths DocumentsExist asks for: a batch is
+// padded up to one of them, so that few statement texts recur (and stay
+// prepared).
+var docBatchSizes = []int{1, 2, 4, 8, 16, 32}
+
+// MaxDocKeys is the most keys DocumentsExist takes at once.
+const MaxDocKeys = 32
+
+// DocumentsExist says, for each key, whether its document is recorded, in
+// one statement (at most MaxDocKeys keys).
+func DocumentsExist(ctx context.Context, q Querier, keys []DocKey) ([]bool, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if len(keys) > MaxDocKeys {
+		return nil, fmt.Errorf("documents exist: %d keys, at most %d", len(keys), MaxDocKeys)
+	}
+	size := docBatchSizes[0]
+	for _, s := range docBatchSizes {
+		if s >= len(keys) {
+			size = s
+			break
+		}
+	}
+	var sb strings.Builder
+	sb.WriteString(`SELECT tenant_id, kind, subject_id, version FROM documents WHERE `)
+	args := make([]any, 0, 4*size)
+	for i := range size {
+		if i > 0 {
+			sb.WriteString(" OR ")
+		}
+		sb.WriteString("(tenant_id = ? AND kind = ? AND subject_id = ? AND version = ?)")
+		k := keys[min(i, len(keys)-1)] // padding repeats the last key
+		args = append(args, k.TenantID, k.Kind, k.SubjectID, k.Version)
+	}
+	rows, err := q.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("documents exist (%d keys): %w", len(keys), err)
+	}
+	defer rows.Close()
+	found := make(map[DocKey]bool, len(keys))
+	for rows.Next() {
+		var k DocKey
+		if err := rows.Scan(&k.TenantID, &k.Kind, &k.SubjectID, &k.Version); err != nil {
+			return nil, fmt.Errorf("documents exist (%d keys): %w", len(keys), err)
+		}
+		found[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("documents exist (%d keys): %w", len(keys), err)
+	}
+	out := make([]bool, len(keys))
+	for i, k := range keys {
+		out[i] = found[k]
+	}
+	return out, nil
 }

@@ -21,11 +21,12 @@ import (
 // Handler renders documents.
 type Handler struct {
 	// Queue enqueues the follow-up tasks of a render (PDFRender.Then).
-	Queue *asynq.Client
-	db    *store.DB
-	blobs blob.Store
-	fonts *Fonts
-	sem   chan struct{}
+	Queue    *asynq.Client
+	db       *store.DB
+	blobs    blob.Store
+	fonts    *Fonts
+	sem      chan struct{}
+	rendered *existence
 }
 
 // NewHandler returns a handler that renders at most concurrency documents at
@@ -42,7 +43,7 @@ func NewHandler(db *store.DB, blobs blob.Store, concurrency int) *Handler {
 		// not something a running worker can recover from.
 		panic(err)
 	}
-	return &Handler{db: db, blobs: blobs, fonts: fonts, sem: make(chan struct{}, concurrency)}
+	return &Handler{db: db, blobs: blobs, fonts: fonts, sem: make(chan struct{}, concurrency), rendered: newExistence(db)}
 }
 
 // BlobKey is where a document version is stored: subjects are grouped by
@@ -99,10 +100,12 @@ func (h *Handler) render(ctx context.Context, p tasks.PDFRender) error {
 	default:
 		return tasks.Permanent(fmt.Errorf("pdf:render: unknown document kind %q", p.DocKind))
 	}
-	if _, err := store.GetDocument(ctx, h.db, p.TenantID, p.DocKind, p.SubjectID, p.Version); err == nil {
-		return nil // already rendered
-	} else if !errors.Is(err, store.ErrNotFound) {
+	done, err := h.rendered.exists(ctx, store.DocKey{TenantID: p.TenantID, Kind: p.DocKind, SubjectID: p.SubjectID, Version: p.Version})
+	if err != nil {
 		return err
+	}
+	if done {
+		return nil // already rendered
 	}
 	s, err := load(ctx, p.TenantID, p.SubjectID)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errBadSubject) {
