@@ -64,7 +64,7 @@ func (s *Server) allowRate(ctx context.Context, key string, perMinute int) (bool
 
 // limitByIP is global middleware: requests per client IP. Requests with a
 // bearer token are limited per token instead (limitByToken, after the token
-// is verified): one Redis round trip per request, not two. A made-up token
+// is verified): one budget spent per request, not two. A made-up token
 // buys nothing: it is refused (401) before any work.
 func (s *Server) limitByIP(c *fiber.Ctx) error {
 	if strings.HasPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ") {
