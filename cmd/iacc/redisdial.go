@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
-	"time"
+	"syscall"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// redisDialer dials Redis as go-redis's default dialer does, but hands
-// go-redis a plaintext connection without its syscall.Conn method.
+// redisDialer dials Redis with go-redis's own dialer (redis.NewDialer), but
+// hands go-redis a plaintext connection without its syscall.Conn method.
 //
 // go-redis peeks at a pooled connection (a recvfrom syscall) each time it
 // takes one from the pool, that is before every command; on this kind of
@@ -21,18 +20,11 @@ import (
 // another connection (MaxRetries): the server closed it before reading the
 // command, so the retry does not run it twice.
 func redisDialer(opt *redis.Options) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	timeout := opt.DialTimeout
-	if timeout == 0 {
-		timeout = 5 * time.Second
-	}
-	d := &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}
+	dial := redis.NewDialer(opt)
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if opt.TLSConfig != nil {
-			return (&tls.Dialer{NetDialer: d, Config: opt.TLSConfig}).DialContext(ctx, network, addr)
-		}
-		c, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
+		c, err := dial(ctx, network, addr)
+		if _, exposed := c.(syscall.Conn); err != nil || !exposed {
+			return c, err
 		}
 		return unpeeked{c}, nil
 	}
