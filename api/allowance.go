@@ -68,7 +68,11 @@ func (a *allowances) take(ctx context.Context, key string, perMinute int) (ok bo
 	if al.leasing {
 		// Another request is leasing: take this one unit on its own.
 		a.mu.Unlock()
-		return a.lease(ctx, key, perMinute, 1)
+		res, err := a.limiter.Allow(ctx, key, redis_rate.PerMinute(perMinute))
+		if err != nil {
+			return false, 0, err
+		}
+		return res.Allowed > 0, res.RetryAfter, nil
 	}
 	n := leaseSize(al, now, perMinute)
 	al.leasing = true
@@ -87,15 +91,6 @@ func (a *allowances) take(ctx context.Context, key string, perMinute int) (ok bo
 	}
 	al.units, al.expires, al.leasedAt, al.spent = res.Allowed-1, now.Add(leaseTime), now, 1
 	return true, 0, nil
-}
-
-// lease takes n units straight from Redis and spends them at once.
-func (a *allowances) lease(ctx context.Context, key string, perMinute, n int) (bool, time.Duration, error) {
-	res, err := a.limiter.AllowN(ctx, key, redis_rate.PerMinute(perMinute), n)
-	if err != nil {
-		return false, 0, err
-	}
-	return res.Allowed > 0, res.RetryAfter, nil
 }
 
 // leaseSize is the units key is likely to spend in the next leaseTime: its
