@@ -19,15 +19,22 @@ func sessionCounter(t *testing.T, conn *sql.Conn, name string) int {
 	return v
 }
 
-func TestStatementsRunAgainArePreparedOnce(t *testing.T) {
-	t.Parallel()
-	db := storetest.NewDB(t)
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
+// pinnedConn is one connection of a fresh test database, closed at the end
+// of the test: a connection's prepared statements are its own.
+func pinnedConn(t *testing.T) *sql.Conn {
+	t.Helper()
+	conn, err := storetest.NewDB(t).Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+func TestStatementsRunAgainArePreparedOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn := pinnedConn(t)
 
 	prepares, executes := sessionCounter(t, conn, "Com_stmt_prepare"), sessionCounter(t, conn, "Com_stmt_execute")
 	for i := range 4 {
@@ -66,13 +73,8 @@ func TestStatementsRunAgainArePreparedOnce(t *testing.T) {
 
 func TestStatementsTheServerWillNotPrepareRunInterpolated(t *testing.T) {
 	t.Parallel()
-	db := storetest.NewDB(t)
 	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := pinnedConn(t)
 	prepares := sessionCounter(t, conn, "Com_stmt_prepare")
 	// MariaDB takes no placeholder in SHOW … LIKE: the prepare fails, and the
 	// interpolated text runs, then and afterwards.
