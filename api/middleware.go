@@ -66,6 +66,14 @@ func securityHeaders(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// inFlight counts the request in flight for the precedence gate: while the
+// API is busy, the worker of the same process holds its tasks back.
+func (s *Server) inFlight(c *fiber.Ctx) error {
+	s.precedence.Enter()
+	defer s.precedence.Leave()
+	return c.Next()
+}
+
 // accessLog logs one line per request and turns panics into 500s.
 func (s *Server) accessLog(c *fiber.Ctx) (err error) {
 	start := time.Now()

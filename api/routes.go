@@ -121,6 +121,9 @@ func (s *Server) routeTable() []route {
 }
 
 func (s *Server) routes() {
+	if s.precedence != nil {
+		s.app.Use(s.inFlight)
+	}
 	s.app.Use(withRequestID, s.accessLog, securityHeaders)
 	if len(s.cfg.CORSOrigins) > 0 {
 		s.app.Use(cors.New(cors.Config{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/iacc/iacc/blob"
 	"github.com/iacc/iacc/metrics"
+	"github.com/iacc/iacc/precedence"
 	"github.com/iacc/iacc/store"
 )
 
@@ -92,6 +93,10 @@ type Deps struct {
 	// GET /metrics serves (nil: no metrics route answers 404).
 	Metrics  *metrics.Set
 	Gatherer prometheus.Gatherer
+	// Precedence counts the requests in flight, so that the worker of the
+	// same process holds its tasks back while the API is busy (`iacc
+	// serve`; nil: no worker shares the process).
+	Precedence *precedence.Gate
 }
 
 // Server is the HTTP API.
@@ -106,6 +111,7 @@ type Server struct {
 	gate       *redisGate
 	metrics    *metrics.Set
 	gatherer   prometheus.Gatherer
+	precedence *precedence.Gate
 	// metricsHandler serves the gatherer (built once).
 	metricsHandler fiber.Handler
 	cache          *readCache
@@ -131,7 +137,7 @@ func New(cfg Config, d Deps) *Server {
 		m = metrics.Discard()
 	}
 	gate := newRedisGate(2 * time.Second)
-	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log, metrics: m, gatherer: d.Gatherer, gate: gate,
+	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log, metrics: m, gatherer: d.Gatherer, gate: gate, precedence: d.Precedence,
 		allowances: newAllowances(redis_rate.NewLimiter(d.Redis)), cache: newReadCache(d.Redis, cfg.CacheTTL, log, m, gate),
 		basicCache: credCache{max: 1000}, tokenCache: credCache{max: 20000}}
 	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log, m, gate)

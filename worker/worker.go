@@ -13,6 +13,7 @@ import (
 
 	"github.com/iacc/iacc/blob"
 	"github.com/iacc/iacc/metrics"
+	"github.com/iacc/iacc/precedence"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/tasks"
 	"github.com/iacc/iacc/worker/accounting"
@@ -68,6 +69,9 @@ type Deps struct {
 	// Backup writes and verifies database backups (backup.New; nil: the
 	// backup tasks fail for good, which alerts nobody: configure it).
 	Backup *backup.Service
+	// Precedence holds tasks back while the API of the same process is busy
+	// (`iacc serve`; nil: never).
+	Precedence *precedence.Gate
 }
 
 // Worker is an asynq server with iacc's handlers.
@@ -124,7 +128,7 @@ func New(cfg Config, d Deps) *Worker {
 	if d.Metrics == nil {
 		d.Metrics = metrics.Discard()
 	}
-	mux.Use(logTasks(log), measureTasks(d.Metrics), rec.middleware)
+	mux.Use(holdForAPI(d.Precedence), logTasks(log), measureTasks(d.Metrics), rec.middleware)
 	for name, h := range handlers(cfg, d) {
 		mux.Handle(name, h)
 	}
@@ -252,6 +256,45 @@ func measureTasks(m *metrics.Set) asynq.MiddlewareFunc {
 			}
 			return err
 		})
+	}
+}
+
+// holdForAPI holds a task back, before anything else runs for it, while the
+// API of the same process is busy (precedence.Gate).
+func holdForAPI(g *precedence.Gate) asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		if g == nil {
+			return next
+		}
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			g.Wait(ctx)
+			return next.ProcessTask(ctx, t)
+		})
+	}
+}
+
+// Backlog returns how many tasks wait in iacc's queues (pending: ready to
+// run, not started), for precedence.Config.Backlog.
+func Backlog(rdb redis.UniversalClient) func(context.Context) (int64, error) {
+	keys := make([]string, 0, len(tasks.Queues()))
+	for q := range tasks.Queues() {
+		keys = append(keys, "asynq:{"+q+"}:pending") // asynq's key of a queue's pending list
+	}
+	return func(ctx context.Context) (int64, error) {
+		cmds := make([]*redis.IntCmd, len(keys))
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				cmds[i] = p.LLen(ctx, k)
+			}
+			return nil
+		}); err != nil {
+			return 0, fmt.Errorf("queue backlog: %w", err)
+		}
+		var n int64
+		for _, c := range cmds {
+			n += c.Val()
+		}
+		return n, nil
 	}
 }
 

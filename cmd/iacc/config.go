@@ -43,6 +43,7 @@ type Config struct {
 
 	WorkerConcurrency int
 	WorkerPoll        time.Duration
+	APIPrecedence     time.Duration // serve: how long tasks may be held back for a busy API (0: never)
 	ShutdownTimeout   time.Duration
 	PDFConcurrency    int
 
@@ -194,6 +195,7 @@ func loadConfig(getenv envSource) (Config, error) {
 	c.RequestTimeout = duration("IACC_HTTP_REQUEST_TIMEOUT", 10*time.Second, 100*time.Millisecond, 10*time.Minute)
 	c.WorkerConcurrency = integer("IACC_WORKER_CONCURRENCY", 20, 1, 10000)
 	c.WorkerPoll = duration("IACC_WORKER_POLL_INTERVAL", 20*time.Millisecond, time.Millisecond, time.Minute)
+	c.APIPrecedence = duration("IACC_API_PRECEDENCE", 30*time.Second, 0, time.Hour)
 	c.ShutdownTimeout = duration("IACC_SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, time.Hour)
 	c.PDFConcurrency = integer("IACC_PDF_CONCURRENCY", runtime.NumCPU(), 1, 1024)
 	c.RelayInterval = duration("IACC_RELAY_INTERVAL", time.Second, 10*time.Millisecond, time.Hour)

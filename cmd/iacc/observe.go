@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/iacc/iacc/metrics"
+	"github.com/iacc/iacc/precedence"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/worker/accounting"
 	"github.com/iacc/iacc/worker/backup"
@@ -25,7 +26,7 @@ import (
 // and process collectors, build info, MySQL and Redis pool stats, the outbox
 // backlog, and (in processes that run the cron table, unless turned off) the
 // asynq queue collector — once per deployment, not per replica.
-func newRegistry(d *deps, comp components) (*prometheus.Registry, *metrics.Set) {
+func newRegistry(d *deps, comp components, gate *precedence.Gate) (*prometheus.Registry, *metrics.Set) {
 	reg := prometheus.NewRegistry()
 	set := metrics.New(reg)
 	reg.MustRegister(
@@ -52,6 +53,24 @@ func newRegistry(d *deps, comp components) (*prometheus.Registry, *metrics.Set) 
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "iacc_api_transaction_wait_seconds_total",
 				Help: "Time transactions of API requests spent waiting for their turn (IACC_API_MAX_TX)."},
 				func() float64 { return db.TxGate().WaitTime.Seconds() }),
+		)
+	}
+	if gate != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_precedence_held_tasks",
+				Help: "Tasks the worker holds back now because the API of the same process is busy (IACC_API_PRECEDENCE)."},
+				func() float64 { return float64(gate.Stats().Held) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "iacc_precedence_held_seconds_total",
+				Help: "Time during which the worker held tasks back for the API (IACC_API_PRECEDENCE)."},
+				func() float64 { return gate.Stats().HeldTime.Seconds() }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_precedence_budget_spent",
+				Help: "1 while the API's precedence budget is used up: tasks run at once until the queues are empty (IACC_API_PRECEDENCE)."},
+				func() float64 {
+					if gate.Stats().Spent {
+						return 1
+					}
+					return 0
+				}),
 		)
 	}
 	if comp.Cron && d.cfg.QueueMetrics {

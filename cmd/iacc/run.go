@@ -16,6 +16,7 @@ import (
 
 	"github.com/iacc/iacc/api"
 	"github.com/iacc/iacc/blob"
+	"github.com/iacc/iacc/precedence"
 	"github.com/iacc/iacc/scheduler"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/worker"
@@ -106,10 +107,12 @@ type running struct {
 	worker *worker.Worker
 	mailer *email.Mailer
 	relay  *scheduler.Relay
-	addr   net.Addr
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errs   chan error
+	// precedence holds the worker's tasks while the API is busy (serve).
+	precedence *precedence.Gate
+	addr       net.Addr
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	errs       chan error
 }
 
 // start starts the selected components. ln, when given, is used for the API
@@ -118,7 +121,13 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 	ctx, cancel := context.WithCancel(ctx)
 	r := &running{cancel: cancel, errs: make(chan error, 4)}
 	cfg := d.cfg
-	reg, set := newRegistry(d, comp)
+	// With the API and the worker in one process, requests go first.
+	var gate *precedence.Gate
+	if comp.API && comp.Worker {
+		gate = precedence.New(precedence.Config{Budget: cfg.APIPrecedence, Backlog: worker.Backlog(d.rdb), Logger: d.log})
+	}
+	r.precedence = gate
+	reg, set := newRegistry(d, comp, gate)
 	if comp.Worker {
 		mailer, err := email.NewMailer(email.Config{URL: cfg.SMTPURL, From: cfg.MailFrom, Timeout: cfg.SMTPTimeout})
 		if err != nil {
@@ -145,11 +154,18 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 			Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.WorkerPoll,
 			ShutdownTimeout: cfg.ShutdownTimeout, PDFConcurrency: cfg.PDFConcurrency,
 			Retention: cfg.Retention, Location: cfg.SchedulerLocation, Webhook: cfg.Webhook, AccountingRatePerSecond: cfg.AccountingRate,
-		}, worker.Deps{DB: d.db, Redis: d.rdb, Client: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set, Mailer: mailer, Backup: bk, Accounting: acct})
+		}, worker.Deps{DB: d.db, Redis: d.rdb, Client: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set, Mailer: mailer, Backup: bk, Accounting: acct, Precedence: gate})
 		if err := r.worker.Start(); err != nil {
 			cancel()
 			return nil, err
 		}
+	}
+	if gate != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			gate.Run(ctx)
+		}()
 	}
 	if comp.Relay {
 		r.relay = scheduler.NewRelay(scheduler.RelayConfig{Interval: cfg.RelayInterval, Grace: cfg.RelayGrace}, d.db, d.queue, d.log, set)
@@ -185,7 +201,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 				PerTokenPerMinute: cfg.RateLimitPerToken, PerIPPerMinute: cfg.RateLimitPerIP,
 				LoginFailuresPerAccount: cfg.LoginFailures, LoginFailuresPerIP: cfg.LoginFailuresPerIP, LoginWindow: cfg.LoginWindow,
 			},
-		}, api.Deps{DB: d.apiDB, Redis: d.rdb, Queue: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set, Gatherer: reg})
+		}, api.Deps{DB: d.apiDB, Redis: d.rdb, Queue: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set, Gatherer: reg, Precedence: gate})
 		if ln == nil {
 			var err error
 			ln, err = net.Listen("tcp", cfg.HTTPAddr)
@@ -237,6 +253,7 @@ func (r *running) stop(ctx context.Context) {
 			r.errs <- fmt.Errorf("http shutdown: %w", err)
 		}
 	}
+	r.precedence.Close() // no more requests: let held tasks run or be handed back
 	r.cancel()
 	if r.worker != nil {
 		r.worker.Shutdown()
