@@ -53,7 +53,7 @@ func DefaultConfig() Config {
 		RedisAddr: "127.0.0.1:6379", RedisDB: 14,
 		Duration: 10 * time.Second, Warmup: time.Second,
 		IntakeClients: []int{1, 8, 32, 64}, ReadClients: 64, ReadOrders: 5000,
-		Vendors: 16, Items: 5, DrainTimeout: 15 * time.Second,
+		Vendors: 16, Items: 5, DrainTimeout: 60 * time.Second,
 		Out: "bench/results/latest.json", Log: os.Stderr,
 	}
 }
