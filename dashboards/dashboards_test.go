@@ -27,6 +27,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/iacc/iacc/metrics"
+	"github.com/iacc/iacc/precedence"
 	"github.com/iacc/iacc/worker/backup"
 )
 
@@ -110,6 +111,7 @@ func knownMetrics(t *testing.T) map[string]string {
 	describe(known, "process collector", collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	describe(known, "DB stats collector", collectors.NewDBStatsCollector(nil, "iacc"))
 	describe(known, "worker/backup/status.go", backup.NewCollector(nil, 0))
+	describe(known, "precedence/metrics.go", precedence.NewCollector(nil))
 	for source, names := range literalMetrics {
 		for _, n := range names {
 			known[n] = source

@@ -2,9 +2,12 @@ package precedence
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // never is longer than any test may take: a Wait that still holds after it
@@ -88,6 +91,17 @@ func TestTasksWaitForABusyAPI(t *testing.T) {
 	done := holding(t, g, context.Background())
 	if s := g.Stats(); s.Held != 1 || s.InFlight != 3 {
 		t.Fatalf("stats while held: %+v", s)
+	}
+	want := `
+# HELP iacc_precedence_budget_spent 1 while the API's precedence budget is used up: tasks run at once until the queues are empty (IACC_API_PRECEDENCE).
+# TYPE iacc_precedence_budget_spent gauge
+iacc_precedence_budget_spent 0
+# HELP iacc_precedence_held_tasks Tasks the worker holds back now because the API of the same process is busy (IACC_API_PRECEDENCE).
+# TYPE iacc_precedence_held_tasks gauge
+iacc_precedence_held_tasks 1
+`
+	if err := testutil.CollectAndCompare(NewCollector(g), strings.NewReader(want), "iacc_precedence_held_tasks", "iacc_precedence_budget_spent"); err != nil {
+		t.Error(err)
 	}
 	g.Leave() // 2 in flight: still busy
 	stillHeld(t, done)

@@ -56,22 +56,7 @@ func newRegistry(d *deps, comp components, gate *precedence.Gate) (*prometheus.R
 		)
 	}
 	if gate != nil {
-		reg.MustRegister(
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_precedence_held_tasks",
-				Help: "Tasks the worker holds back now because the API of the same process is busy (IACC_API_PRECEDENCE)."},
-				func() float64 { return float64(gate.Stats().Held) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "iacc_precedence_held_seconds_total",
-				Help: "Time during which the worker held tasks back for the API (IACC_API_PRECEDENCE)."},
-				func() float64 { return gate.Stats().HeldTime.Seconds() }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_precedence_budget_spent",
-				Help: "1 while the API's precedence budget is used up: tasks run at once until the queues are empty (IACC_API_PRECEDENCE)."},
-				func() float64 {
-					if gate.Stats().Spent {
-						return 1
-					}
-					return 0
-				}),
-		)
+		reg.MustRegister(precedence.NewCollector(gate))
 	}
 	if comp.Cron && d.cfg.QueueMetrics {
 		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(d.rdb)))
