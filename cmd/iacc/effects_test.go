@@ -126,8 +126,11 @@ func TestOrderOverHTTPProducesEveryEffect(t *testing.T) {
 	})
 
 	// Nothing twice.
+	// A task's record is written after its effect (and buffered): wait for
+	// one completed record of each kind before reading the timeline.
 	waitFor(t, 10*time.Second, "the task records", func() bool {
-		return s.count(`SELECT COUNT(*) FROM task_runs WHERE state = 'completed'`) >= 5
+		return s.count(`SELECT COUNT(DISTINCT task_type) FROM task_runs WHERE state = 'completed'
+			AND task_type IN ('event:dispatch', 'pdf:render', 'email:send', 'webhook:deliver', 'accounting:sync')`) == 5
 	})
 	if n := len(hooks.received()); n != 1 { // the healthy endpoint
 		t.Errorf("webhook received %d times", n)
