@@ -82,7 +82,8 @@ const (
 // Handler delivers webhooks.
 type Handler struct {
 	mu       sync.Mutex
-	inFlight map[int64]int // endpoint → deliveries being attempted
+	inFlight map[int64]int           // endpoint → deliveries being attempted
+	holds    map[int64]time.Duration // endpoint → how long a delivery holds a slot (moving average)
 	cfg      Config
 	db       *store.DB
 	queue    *asynq.Client
@@ -100,7 +101,7 @@ func NewHandler(cfg Config, db *store.DB, queue *asynq.Client, log *slog.Logger)
 	if cfg.MaxInFlightPerEndpoint <= 0 {
 		cfg.MaxInFlightPerEndpoint = 10
 	}
-	return &Handler{cfg: cfg, db: db, queue: queue, client: NewClient(cfg.Guard, cfg.Timeout), log: log, inFlight: map[int64]int{}}
+	return &Handler{cfg: cfg, db: db, queue: queue, client: NewClient(cfg.Guard, cfg.Timeout), log: log, inFlight: map[int64]int{}, holds: map[int64]time.Duration{}}
 }
 
 // acquire takes one of the endpoint's in-flight slots.
@@ -114,12 +115,31 @@ func (h *Handler) acquire(endpointID int64) bool {
 	return true
 }
 
-func (h *Handler) release(endpointID int64) {
+// release gives back a slot the delivery held for held.
+func (h *Handler) release(endpointID int64, held time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.inFlight[endpointID]--; h.inFlight[endpointID] <= 0 {
 		delete(h.inFlight, endpointID)
 	}
+	if avg, ok := h.holds[endpointID]; ok {
+		h.holds[endpointID] = avg - avg/8 + held/8
+	} else {
+		h.holds[endpointID] = held
+	}
+}
+
+// waitForSlot is how long a delivery that found its endpoint's slots taken
+// waits before it tries again: about as long as the endpoint's deliveries
+// hold a slot (at least 450 ms, at most 30 s), ±50 %. A slow endpoint's
+// waiting deliveries then come back about when a slot frees, not many
+// times per slot: each return is a task run (a dequeue, a query, a retry)
+// taken from the workers that other endpoints' deliveries share.
+func (h *Handler) waitForSlot(endpointID int64) time.Duration {
+	h.mu.Lock()
+	mean := min(max(h.holds[endpointID], 450*time.Millisecond), 30*time.Second)
+	h.mu.Unlock()
+	return mean/2 + time.Duration(rand.Int64N(int64(mean)))
 }
 
 // message is the body of every delivery (Standard Webhooks).
@@ -170,10 +190,10 @@ func (h *Handler) Handle(ctx context.Context, p tasks.WebhookDeliver, _ *asynq.T
 		return tasks.Permanent(err)
 	}
 	if !h.acquire(ep.ID) {
-		wait := 200*time.Millisecond + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
-		return tasks.RetryIn(wait, fmt.Errorf("webhook endpoint %d has %d deliveries in flight: %w", ep.ID, h.cfg.MaxInFlightPerEndpoint, tasks.ErrWaiting))
+		return tasks.RetryIn(h.waitForSlot(ep.ID), fmt.Errorf("webhook endpoint %d has %d deliveries in flight: %w", ep.ID, h.cfg.MaxInFlightPerEndpoint, tasks.ErrWaiting))
 	}
-	defer h.release(ep.ID)
+	acquired := time.Now()
+	defer func() { h.release(ep.ID, time.Since(acquired)) }()
 	ok, err := store.ClaimWebhookDelivery(ctx, h.db, d.ID, d.Round, time.Now().Add(h.cfg.Timeout+leaseMargin))
 	if err != nil {
 		return err
