@@ -37,13 +37,15 @@ type Config struct {
 	// as busy (default: GOMAXPROCS).
 	Busy int
 	// Backlog reports how many tasks wait in the queues. The budget is
-	// renewed when it reports 0. Nil: the budget is renewed on every check.
+	// renewed when it reports 0 (Run asks every checkEvery while part of the
+	// budget is used). Nil: the budget is renewed on every check.
 	Backlog func(context.Context) (int64, error)
-	// Check is how often Run asks Backlog while part of the budget is used
-	// (default 500 ms).
-	Check  time.Duration
-	Logger *slog.Logger
+	Logger  *slog.Logger
 }
+
+// checkEvery is how often Run asks Config.Backlog while part of the budget
+// is used.
+const checkEvery = 500 * time.Millisecond
 
 // Gate is shared by the API (Enter, Leave) and the worker (Wait) of one
 // process. A nil *Gate never holds anything.
@@ -71,9 +73,6 @@ func New(cfg Config) *Gate {
 	}
 	if cfg.Busy <= 0 {
 		cfg.Busy = runtime.GOMAXPROCS(0)
-	}
-	if cfg.Check <= 0 {
-		cfg.Check = 500 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -179,7 +178,7 @@ func (g *Gate) Run(ctx context.Context) {
 	if g == nil {
 		return
 	}
-	t := time.NewTicker(g.cfg.Check)
+	t := time.NewTicker(checkEvery)
 	defer t.Stop()
 	for {
 		select {
