@@ -2,6 +2,7 @@ package precedence
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -115,10 +116,16 @@ iacc_precedence_held_tasks 1
 
 func TestTheBudgetBoundsTheHoldingUntilTheQueuesAreEmpty(t *testing.T) {
 	var backlog atomic.Int64
+	var backlogErr atomic.Bool
 	backlog.Store(5)
 	budget := 100 * time.Millisecond
 	g := New(Config{Budget: budget, Busy: 1,
-		Backlog: func(context.Context) (int64, error) { return backlog.Load(), nil }})
+		Backlog: func(context.Context) (int64, error) {
+			if backlogErr.Load() {
+				return 0, errors.New("redis: connection refused")
+			}
+			return backlog.Load(), nil
+		}})
 	g.Enter() // busy from now on
 	first := holding(t, g, context.Background())
 	second := holding(t, g, context.Background())
@@ -141,6 +148,17 @@ func TestTheBudgetBoundsTheHoldingUntilTheQueuesAreEmpty(t *testing.T) {
 	if !g.Stats().Spent {
 		t.Fatal("the budget was renewed while tasks were queued")
 	}
+	// Redis cannot be read: the budget is not renewed either, so tasks
+	// keep running at once (the gate fails open).
+	backlogErr.Store(true)
+	backlog.Store(0)
+	g.check(context.Background())
+	if !g.Stats().Spent {
+		t.Fatal("the budget was renewed although the backlog could not be read")
+	}
+	g.onHold = func() { t.Error("a task was held while the backlog could not be read") }
+	g.Wait(context.Background())
+	backlogErr.Store(false)
 	backlog.Store(0)
 	g.check(context.Background())
 	if g.Stats().Spent {
