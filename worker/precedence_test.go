@@ -17,10 +17,9 @@ import (
 // longer busy.
 func TestTasksWaitWhileTheAPIIsBusy(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	gate := precedence.New(precedence.Config{Budget: time.Minute, Busy: 1, Backlog: worker.Backlog(b.rdb.Client)})
-	w := worker.New(worker.Config{}, worker.Deps{DB: b.db, Redis: b.rdb.Client, Client: b.client, Blobs: b.blobs, Precedence: gate})
-	t.Cleanup(w.Shutdown)
+	gate := precedence.New(precedence.Config{Budget: time.Minute, Busy: 1})
+	b := setup(t, func(d *worker.Deps) { d.Precedence = gate })
+	w := b.w
 	mux, ok := w.Handler().(*asynq.ServeMux)
 	if !ok {
 		t.Fatalf("worker handler is %T, want *asynq.ServeMux", w.Handler())

@@ -28,7 +28,9 @@ type bundle struct {
 	client *asynq.Client
 }
 
-func setup(t *testing.T) bundle {
+// setup builds an unstarted worker on a fresh database and Redis DB;
+// withDeps edits its dependencies before it is built.
+func setup(t *testing.T, withDeps ...func(*worker.Deps)) bundle {
 	t.Helper()
 	db := storetest.NewDB(t)
 	rdb := storetest.NewRedis(t)
@@ -37,7 +39,11 @@ func setup(t *testing.T) bundle {
 		t.Fatal(err)
 	}
 	client := asynq.NewClientFromRedisClient(rdb.Client)
-	w := worker.New(worker.Config{}, worker.Deps{DB: db, Redis: rdb.Client, Client: client, Blobs: blobs})
+	deps := worker.Deps{DB: db, Redis: rdb.Client, Client: client, Blobs: blobs}
+	for _, edit := range withDeps {
+		edit(&deps)
+	}
+	w := worker.New(worker.Config{}, deps)
 	t.Cleanup(w.Shutdown)
 	return bundle{db: db, rdb: rdb, blobs: blobs, mux: w.Handler(), w: w, client: client}
 }
