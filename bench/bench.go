@@ -271,12 +271,21 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep *Report, err error
 		rep.Interrupted = errors.Is(err, context.Canceled)
 	}
 	printTable(out, rep)
-	if werr := writeJSON(filepath.Join(cfg.Root, cfg.Out), rep); werr != nil && err == nil {
+	if werr := writeJSON(cfg.outPath(), rep); werr != nil && err == nil {
 		err = werr
 	} else if werr == nil {
-		fmt.Fprintf(out, "\nwrote %s (%.0f s)\n", filepath.Join(cfg.Root, cfg.Out), rep.Seconds)
+		fmt.Fprintf(out, "\nwrote %s (%.0f s)\n", cfg.outPath(), rep.Seconds)
 	}
 	return rep, err
+}
+
+// outPath is where the JSON report goes: cfg.Out as given when it is
+// absolute, else relative to the module root.
+func (cfg Config) outPath() string {
+	if filepath.IsAbs(cfg.Out) {
+		return cfg.Out
+	}
+	return filepath.Join(cfg.Root, cfg.Out)
 }
 
 func writeJSON(path string, rep *Report) error {

@@ -244,7 +244,7 @@ func (h *Harness) childLogRow() Row {
 	}
 	r.Value = fmt.Sprintf("%d lines", total)
 	if total > 0 {
-		kept := filepath.Join(h.cfg.Root, filepath.Dir(h.cfg.Out), "iacc-child.log")
+		kept := filepath.Join(filepath.Dir(h.cfg.outPath()), "iacc-child.log")
 		where := "log: " + kept
 		_ = os.MkdirAll(filepath.Dir(kept), 0o755)
 		if b, err := os.ReadFile(h.serverLog); err != nil || os.WriteFile(kept, b, 0o644) != nil {

@@ -60,7 +60,7 @@ func run() int {
 	fs.StringVar(&cfg.Database, "database", cfg.Database, "database to drop, recreate and use (must start with iacc_bench)")
 	fs.StringVar(&cfg.RedisAddr, "redis", cfg.RedisAddr, "Redis host:port")
 	fs.IntVar(&cfg.RedisDB, "redis-db", cfg.RedisDB, "Redis DB index to reserve and flush")
-	fs.StringVar(&cfg.Out, "out", cfg.Out, "JSON report, relative to the module root")
+	fs.StringVar(&cfg.Out, "out", cfg.Out, "JSON report (a relative path is taken from the module root)")
 	fs.StringVar(&cfg.Root, "root", "", "module root (default: found from the working directory)")
 	fs.BoolVar(&strict, "strict", false, "exit with status 3 when a target FAILs")
 	fs.BoolVar(&quiet, "q", false, "no progress lines on stderr")
