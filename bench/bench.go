@@ -366,7 +366,8 @@ type Harness struct {
 	serverLog string
 	fixtures  map[string]fixture
 
-	intakeCeilings []Row // measured once per run, shared by the intake scenarios
+	intakeCeilings  []Row          // measured once per run, shared by the intake scenarios
+	ceilingPayloads []orderPayload // the ceiling's own tenant's orders
 }
 
 func (h *Harness) logf(format string, args ...any) {
