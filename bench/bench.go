@@ -38,6 +38,7 @@ type Config struct {
 	Vendors       int
 	Items         int
 	DrainTimeout  time.Duration // how long to wait for the worker's backlog after an intake step
+	Rounds        int           // rounds of the intake target's step, each between two ceiling steps
 	QuietWait     time.Duration // before each step, wait this long at most for other processes to go quiet
 	ChildEnv      []string      // extra KEY=VALUE for the iacc child (tuning experiments)
 
@@ -53,7 +54,7 @@ func DefaultConfig() Config {
 		RedisAddr: "127.0.0.1:6379", RedisDB: 14,
 		Duration: 10 * time.Second, Warmup: time.Second,
 		IntakeClients: []int{1, 8, 32, 64}, ReadClients: 64, ReadOrders: 5000,
-		Vendors: 16, Items: 5, DrainTimeout: 60 * time.Second,
+		Vendors: 16, Items: 5, DrainTimeout: 60 * time.Second, Rounds: 3,
 		Out: "bench/results/latest.json", Log: os.Stderr,
 	}
 }
