@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,7 +39,7 @@ type Config struct {
 	Vendors       int
 	Items         int
 	DrainTimeout  time.Duration // how long to wait for the worker's backlog after an intake step
-	Rounds        int           // rounds of the intake target's step, each between two ceiling steps
+	Rounds        int           // rounds of a throughput target's step, each between two ceiling steps
 	QuietWait     time.Duration // before each step, wait this long at most for other processes to go quiet
 	ChildEnv      []string      // extra KEY=VALUE for the iacc child (tuning experiments)
 
@@ -151,6 +152,65 @@ func (r *Row) setCeiling(c Row) {
 	}
 	r.Ceiling, r.CeilingFrom = c.Throughput, c.Scenario+" / "+c.Step
 	r.Ratio = round2(r.Throughput / c.Throughput)
+}
+
+// inRounds measures a target's step cfg.Rounds times, each round between
+// two steps of its ceiling (C0 S1 C1 S2 C2 …: a ceiling step closes one
+// round and opens the next). Round i's ratio is S_i to the mean of C_i-1
+// and C_i. It returns the round with the median ratio; its notes list every
+// round, and first, the ceiling measured earlier in the run. ceiling's
+// argument says when it runs, for the progress lines.
+//
+// The machine's speed drifts within a run: a ceiling measured minutes away
+// from the step, or a single round, says as much about the machine at that
+// moment as about iacc.
+func (h *Harness) inRounds(ctx context.Context, first Row, ceiling func(when string) (Row, error), measure func() (Row, error)) (Row, error) {
+	type round struct {
+		row           Row
+		before, after float64
+	}
+	var done []round
+	prev, err := ceiling("before round 1")
+	if err != nil {
+		return prev, err
+	}
+	for i := 1; i <= max(h.cfg.Rounds, 1); i++ {
+		row, err := measure()
+		if err != nil {
+			return row, err
+		}
+		next, err := ceiling(fmt.Sprintf("after round %d", i))
+		if err != nil {
+			return row, err
+		}
+		if mean := (prev.Throughput + next.Throughput) / 2; mean > 0 {
+			row.Ceiling = round2(mean)
+			row.CeilingFrom = fmt.Sprintf("mean of %s / %s right before and right after this round", first.Scenario, first.Step)
+			row.Ratio = round2(row.Throughput / mean)
+		}
+		done = append(done, round{row: row, before: prev.Throughput, after: next.Throughput})
+		prev = next
+		if ctx.Err() != nil {
+			return row, ctx.Err()
+		}
+	}
+	byRatio := slices.Clone(done)
+	slices.SortFunc(byRatio, func(a, b round) int { return cmp.Compare(a.row.Ratio, b.row.Ratio) })
+	med := byRatio[(len(byRatio)-1)/2] // the lower median for an even count
+	row := med.row
+	if row.Metrics == nil {
+		row.Metrics = map[string]float64{}
+	}
+	row.Metrics["ceiling_before_per_s"], row.Metrics["ceiling_after_per_s"] = med.before, med.after
+	row.Metrics["rounds"] = float64(len(done))
+	row.Metrics["ratio_min"], row.Metrics["ratio_max"] = byRatio[0].row.Ratio, byRatio[len(byRatio)-1].row.Ratio
+	parts := make([]string, len(done))
+	for i, r := range done {
+		parts[i] = fmt.Sprintf("%s/s vs %s→%s/s = %.2f", fmtRate(r.row.Throughput), fmtRate(r.before), fmtRate(r.after), r.row.Ratio)
+	}
+	row.note(fmt.Sprintf("median of %d rounds, each between two ceiling steps (%s; the ceiling was %s/s earlier in the run)",
+		len(done), strings.Join(parts, ", "), fmtRate(first.Throughput)))
+	return row, nil
 }
 
 // check adds a target to the row: PASS only if every check passes.

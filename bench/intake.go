@@ -1,12 +1,9 @@
 package bench
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -92,62 +89,6 @@ func (h *Harness) intakeCeilingAgain(ctx context.Context, c int, when string) (R
 	h.StopServer()
 	h.logf("intake ceiling (database/sql, no HTTP): %d clients, %s", c, when)
 	return h.intakeCeilingStep(ctx, h.ceilingPayloads, c)
-}
-
-// intakeRounds measures the target's step cfg.Rounds times, each between
-// two ceiling steps at the same concurrency (C0 S1 C1 S2 C2 …: a ceiling
-// step closes one round and opens the next). Round i's ratio is S_i to the
-// mean of C_i-1 and C_i. The row returned is the round with the median
-// ratio; its notes list every round, and the run-start ceiling first.
-func (h *Harness) intakeRounds(ctx context.Context, sub string, first Row, measure func() (Row, error)) (Row, error) {
-	c := first.Clients
-	type round struct {
-		row           Row
-		before, after float64
-	}
-	var done []round
-	prev, err := h.intakeCeilingAgain(ctx, c, "before round 1 of the "+sub+" step")
-	if err != nil {
-		return prev, err
-	}
-	for i := 1; i <= max(h.cfg.Rounds, 1); i++ {
-		row, err := measure()
-		if err != nil {
-			return row, err
-		}
-		next, err := h.intakeCeilingAgain(ctx, c, fmt.Sprintf("after round %d of the %s step", i, sub))
-		if err != nil {
-			return row, err
-		}
-		mean := (prev.Throughput + next.Throughput) / 2
-		if mean > 0 {
-			row.Ceiling = round2(mean)
-			row.CeilingFrom = fmt.Sprintf("mean of %s / %s right before and right after this round", first.Scenario, first.Step)
-			row.Ratio = round2(row.Throughput / mean)
-		}
-		done = append(done, round{row: row, before: prev.Throughput, after: next.Throughput})
-		prev = next
-		if ctx.Err() != nil {
-			return row, ctx.Err()
-		}
-	}
-	byRatio := slices.Clone(done)
-	slices.SortFunc(byRatio, func(a, b round) int { return cmp.Compare(a.row.Ratio, b.row.Ratio) })
-	med := byRatio[(len(byRatio)-1)/2] // the lower median for an even count
-	row := med.row
-	if row.Metrics == nil {
-		row.Metrics = map[string]float64{}
-	}
-	row.Metrics["ceiling_before_per_s"], row.Metrics["ceiling_after_per_s"] = med.before, med.after
-	row.Metrics["rounds"] = float64(len(done))
-	row.Metrics["ratio_min"], row.Metrics["ratio_max"] = byRatio[0].row.Ratio, byRatio[len(byRatio)-1].row.Ratio
-	parts := make([]string, len(done))
-	for i, r := range done {
-		parts[i] = fmt.Sprintf("%.0f/s vs %.0f→%.0f/s = %.2f", r.row.Throughput, r.before, r.after, r.row.Ratio)
-	}
-	row.note(fmt.Sprintf("median of %d rounds, each between two ceiling steps (%s; the ceiling was %.0f/s at the run's start)",
-		len(done), strings.Join(parts, ", "), first.Throughput))
-	return row, nil
 }
 
 func runIntake(ctx context.Context, h *Harness, sub string) ([]Row, error) {
@@ -246,7 +187,9 @@ func runIntake(ctx context.Context, h *Harness, sub string) ([]Row, error) {
 	for _, c := range h.cfg.IntakeClients {
 		var row Row
 		if c == best {
-			row, err = h.intakeRounds(ctx, sub, ceilings[c], func() (Row, error) { return measure(c) })
+			row, err = h.inRounds(ctx, ceilings[c],
+				func(when string) (Row, error) { return h.intakeCeilingAgain(ctx, c, when+" of the "+sub+" step") },
+				func() (Row, error) { return measure(c) })
 			row.check(fmt.Sprintf("≥%.2f× ceiling (its best, %s)", intakeRatioTarget, plural(best, "client")), row.Ratio >= intakeRatioTarget)
 		} else {
 			row, err = measure(c)
