@@ -47,7 +47,7 @@ type Config struct {
 	Log io.Writer
 }
 
-// DefaultConfig is what `make bench` runs: about 5 minutes.
+// DefaultConfig is what `make bench` runs: about 15 minutes.
 func DefaultConfig() Config {
 	return Config{
 		Root:        ".",
