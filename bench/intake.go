@@ -21,13 +21,10 @@ import (
 // Targets: intake ≥ 0.70 × ceiling at the ceiling's best concurrency; p99 <
 // 50 ms at 32 clients; the child's peak RSS < 150 MB.
 //
-// The target's step runs cfg.Rounds times, each round between two ceiling
-// steps at the same concurrency (with the child stopped), and is judged on
-// the median round: the machine's speed drifts within a run (the raw
-// transaction at 8 connections made 1,601-2,239/s within one afternoon, and
-// its rate second by second follows the disk's fsync latency), so only a
-// ceiling that brackets the step in time compares like with like, and one
-// round is not enough to tell iacc from the disk.
+// The target's step is judged on rounds between ceiling steps at the same
+// concurrency, with the child stopped during those (Harness.inRounds): the
+// raw transaction's rate follows the disk's fsync latency from second to
+// second.
 func intakeScenario() Scenario {
 	return Scenario{
 		ID: "intake", Aliases: []string{"1"}, Server: true,

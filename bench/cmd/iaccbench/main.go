@@ -46,7 +46,7 @@ func run() int {
 	fs.IntVar(&cfg.ReadOrders, "read-orders", cfg.ReadOrders, "orders seeded for the read steps")
 	fs.IntVar(&cfg.Vendors, "vendors", cfg.Vendors, "vendors per tenant; orders are spread across them")
 	fs.IntVar(&cfg.Items, "items", cfg.Items, "items per order")
-	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of the intake target's step (at the ceiling's best concurrency), each between two ceiling steps; judged on the median")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of the steps that intake's and the cached read's ratio targets judge, each between two ceiling steps; judged on the median round")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "after an intake step, wait this long at most for the worker's PDF backlog")
 	fs.DurationVar(&cfg.QuietWait, "quiet-wait", 0, "before each step, wait up to this long for other processes (tests, builds) to leave the CPU")
 	fs.Func("env", "extra KEY=VALUE for the iacc child, e.g. -env GOGC=400 (repeatable)", func(s string) error {
