@@ -236,15 +236,16 @@ func (r *Row) note(s string) {
 
 // Report is the JSON written to bench/results/latest.json.
 type Report struct {
-	StartedAt   time.Time `json:"started_at"`
-	Seconds     float64   `json:"seconds"`
-	Interrupted bool      `json:"interrupted,omitempty"`
-	Error       string    `json:"error,omitempty"`
-	Host        Host      `json:"host"`
-	Settings    Settings  `json:"settings"`
-	Caveat      string    `json:"caveat"`
-	Warnings    []string  `json:"warnings,omitempty"`
-	Rows        []Row     `json:"rows"`
+	StartedAt     time.Time      `json:"started_at"`
+	Seconds       float64        `json:"seconds"`
+	Interrupted   bool           `json:"interrupted,omitempty"`
+	Error         string         `json:"error,omitempty"`
+	Host          Host           `json:"host"`
+	Settings      Settings       `json:"settings"`
+	Caveat        string         `json:"caveat"`
+	Warnings      []string       `json:"warnings,omitempty"`
+	MachineChecks []MachineCheck `json:"machine_checks,omitempty"`
+	Rows          []Row          `json:"rows"`
 }
 
 // Host describes the machine and the parts' versions.
@@ -313,6 +314,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep *Report, err error
 		fmt.Fprintf(out, "NOTE: %s.\n\n", rep.Caveat)
 		for _, s := range scen {
 			h.logf("== scenario %s: %s", s.ID, s.Title)
+			c, cerr := machineCheck(ctx, s.ID, machineCheckWindow)
+			if cerr != nil {
+				err = fmt.Errorf("machine check before scenario %s: %w", s.ID, cerr)
+				break
+			}
+			rep.MachineChecks = append(rep.MachineChecks, c)
+			h.logf("machine check: SHA-256 on one core %.0f MB/s, on %d goroutines %.2f cores' worth; loopback round trip %.1f µs; memory copy %.0f MB/s; page fault %.1f µs",
+				c.OneCoreMB, c.CPUs, c.Cores, c.LoopbackUS, c.MemCopyMB, c.PageFaultUS)
 			rows, serr := s.Run(ctx, h)
 			rep.Rows = append(rep.Rows, rows...)
 			if serr != nil {
@@ -327,6 +336,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep *Report, err error
 	}
 	rep.Seconds = round2(time.Since(rep.StartedAt).Seconds())
 	rep.Warnings = noiseWarnings(rep.Rows)
+	if _, w := machineCheckSummary(rep.MachineChecks); w != "" {
+		rep.Warnings = append(rep.Warnings, w)
+	}
 	if err != nil {
 		rep.Error = err.Error()
 		rep.Interrupted = errors.Is(err, context.Canceled)
@@ -383,6 +395,9 @@ func printTable(w io.Writer, rep *Report) {
 			ceil, ratio, target, verdict, errs, r.Notes)
 	}
 	_ = tw.Flush()
+	if line, _ := machineCheckSummary(rep.MachineChecks); line != "" {
+		fmt.Fprintf(w, "\n%s\n", line)
+	}
 	for _, warning := range rep.Warnings {
 		fmt.Fprintf(w, "\nWARNING: %s\n", warning)
 	}

@@ -1,0 +1,209 @@
+package bench
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MachineCheck is what the machine gave the harness right before a scenario:
+//   - a fixed CPU-bound loop (SHA-256 of 4 KiB blocks, no memory traffic to
+//     speak of) on one goroutine, and on one goroutine per CPU;
+//   - one-byte round trips over a loopback TCP connection, the pattern of
+//     every request, statement and Redis call in the scenarios;
+//   - copying 32 MiB buffers (memory bandwidth, shared with the host's
+//     other tenants; fpdf's and the GC's work depends on it);
+//   - the cost of a page fault on memory the process never had.
+//
+// On a shared host all of these move with the hour: a slow core, fewer cores
+// than the machine has, slow wake-ups, memory or page faults make every
+// absolute target (p99s, 200 orders/s) harder, whatever the code.
+type MachineCheck struct {
+	Before      string  `json:"before"`                 // scenario id
+	OneCoreMB   float64 `json:"one_core_mb_per_s"`      // SHA-256 throughput on one goroutine
+	AllMB       float64 `json:"all_cores_mb_per_s"`     // on runtime.NumCPU() goroutines
+	Cores       float64 `json:"cores_available"`        // AllMB / OneCoreMB
+	CPUs        int     `json:"cpus"`                   // runtime.NumCPU()
+	LoopbackUS  float64 `json:"loopback_round_trip_us"` // mean, one connection
+	MemCopyMB   float64 `json:"memory_copy_mb_per_s"`   // one goroutine, 32 MiB buffers
+	PageFaultUS float64 `json:"page_fault_us"`          // per fresh 4 KiB page (0: not measured)
+	Window      string  `json:"window_per_measurement"` // how long each loop ran
+}
+
+const machineCheckWindow = 300 * time.Millisecond
+
+// machineCheck takes each reading, the loops running for window each.
+func machineCheck(ctx context.Context, before string, window time.Duration) (MachineCheck, error) {
+	one, err := hashRate(ctx, 1, window)
+	if err != nil {
+		return MachineCheck{}, err
+	}
+	n := runtime.NumCPU()
+	all, err := hashRate(ctx, n, window)
+	if err != nil {
+		return MachineCheck{}, err
+	}
+	rtt, err := loopbackRoundTrip(ctx, window)
+	if err != nil {
+		return MachineCheck{}, err
+	}
+	copyMB, err := memCopyRate(ctx, window)
+	if err != nil {
+		return MachineCheck{}, err
+	}
+	fault, err := freshPageCost(64 << 20)
+	if err != nil {
+		return MachineCheck{}, err
+	}
+	c := MachineCheck{Before: before, OneCoreMB: round2(one), AllMB: round2(all), CPUs: n, Window: window.String(),
+		LoopbackUS: round2(float64(rtt.Nanoseconds()) / 1e3), MemCopyMB: round2(copyMB), PageFaultUS: round2(float64(fault.Nanoseconds()) / 1e3)}
+	if one > 0 {
+		c.Cores = round2(all / one)
+	}
+	return c, nil
+}
+
+// memCopyRate is the MB/s at which one goroutine copies a 32 MiB buffer
+// into another (both touched first: no page faults in the window).
+func memCopyRate(ctx context.Context, window time.Duration) (float64, error) {
+	const size = 32 << 20
+	src, dst := make([]byte, size), make([]byte, size)
+	for i := 0; i < size; i += 4096 {
+		src[i], dst[i] = 1, 1
+	}
+	n, start := 0, time.Now()
+	for time.Since(start) < window && ctx.Err() == nil {
+		copy(dst, src)
+		n++
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return float64(n) * size / 1e6 / time.Since(start).Seconds(), nil
+}
+
+// loopbackRoundTrip is the mean time of a one-byte round trip to an echo
+// goroutine over 127.0.0.1, measured for window.
+func loopbackRoundTrip(ctx context.Context, window time.Duration) (time.Duration, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("loopback check: %w", err)
+	}
+	defer ln.Close()
+	echoed := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			echoed <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.Copy(c, c)
+		echoed <- err
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return 0, fmt.Errorf("loopback check: %w", err)
+	}
+	b := []byte{0}
+	n, start := 0, time.Now()
+	for time.Since(start) < window && ctx.Err() == nil {
+		if _, err := c.Write(b); err != nil {
+			c.Close()
+			return 0, fmt.Errorf("loopback check: %w", err)
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			c.Close()
+			return 0, fmt.Errorf("loopback check: %w", err)
+		}
+		n++
+	}
+	took := time.Since(start)
+	if err := c.Close(); err != nil {
+		return 0, fmt.Errorf("loopback check: %w", err)
+	}
+	if err := <-echoed; err != nil {
+		return 0, fmt.Errorf("loopback check: echo: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return took / time.Duration(max(n, 1)), nil
+}
+
+// hashRate is the MB/s that g goroutines hash together during window.
+func hashRate(ctx context.Context, g int, window time.Duration) (float64, error) {
+	var blocks atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf [4096]byte
+			for !stop.Load() {
+				sum := sha256.Sum256(buf[:])
+				buf[0] ^= sum[0]
+				blocks.Add(1)
+			}
+		}()
+	}
+	t := time.NewTimer(window)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	stop.Store(true)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return float64(blocks.Load()) * 4096 / 1e6 / time.Since(start).Seconds(), nil
+}
+
+// fewCoresFraction: a check that found fewer than this fraction of the CPUs
+// makes the run end with a WARNING.
+const fewCoresFraction = 0.75
+
+// machineCheckSummary is the line printed under the table (ranges over the
+// run, to compare runs with), and a warning when a
+// check found the host short of cores.
+func machineCheckSummary(checks []MachineCheck) (line, warning string) {
+	if len(checks) == 0 {
+		return "", ""
+	}
+	oneLo, oneHi := checks[0].OneCoreMB, checks[0].OneCoreMB
+	coresLo, coresHi := checks[0].Cores, checks[0].Cores
+	rttLo, rttHi := checks[0].LoopbackUS, checks[0].LoopbackUS
+	pfLo, pfHi := checks[0].PageFaultUS, checks[0].PageFaultUS
+	memLo, memHi := checks[0].MemCopyMB, checks[0].MemCopyMB
+	var short []string
+	for _, c := range checks {
+		oneLo, oneHi = min(oneLo, c.OneCoreMB), max(oneHi, c.OneCoreMB)
+		coresLo, coresHi = min(coresLo, c.Cores), max(coresHi, c.Cores)
+		rttLo, rttHi = min(rttLo, c.LoopbackUS), max(rttHi, c.LoopbackUS)
+		pfLo, pfHi = min(pfLo, c.PageFaultUS), max(pfHi, c.PageFaultUS)
+		memLo, memHi = min(memLo, c.MemCopyMB), max(memHi, c.MemCopyMB)
+		if c.Cores < fewCoresFraction*float64(c.CPUs) {
+			short = append(short, fmt.Sprintf("%s (%.2f)", c.Before, c.Cores))
+		}
+	}
+	line = fmt.Sprintf("machine check before each scenario: SHA-256 on one core %.0f–%.0f MB/s, on %d goroutines %.2f–%.2f cores' worth; "+
+		"loopback round trip %.1f–%.1f µs; memory copy %.0f–%.0f MB/s; page fault %.1f–%.1f µs",
+		oneLo, oneHi, checks[0].CPUs, coresLo, coresHi, rttLo, rttHi, memLo, memHi, pfLo, pfHi)
+	if len(short) > 0 {
+		warning = fmt.Sprintf("the host gave a CPU-bound loop less than %.0f %% of its %d CPUs before %s: "+
+			"it was busy with other work, so those scenarios' absolute targets (p99s, 200 orders/s) say more about the host than about iacc",
+			fewCoresFraction*100, checks[0].CPUs, strings.Join(short, ", "))
+	}
+	return line, warning
+}
