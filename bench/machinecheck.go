@@ -19,7 +19,7 @@ import (
 //   - one-byte round trips over a loopback TCP connection, the pattern of
 //     every request, statement and Redis call in the scenarios;
 //   - copying 32 MiB buffers (memory bandwidth, shared with the host's
-//     other tenants; fpdf's and the GC's work depends on it);
+//     other tenants);
 //   - the cost of a page fault on memory the process never had.
 //
 // On a shared host all of these move with the hour: a slow core, fewer cores
@@ -174,9 +174,9 @@ func hashRate(ctx context.Context, g int, window time.Duration) (float64, error)
 // makes the run end with a WARNING.
 const fewCoresFraction = 0.75
 
-// machineCheckSummary is the line printed under the table (ranges over the
-// run, to compare runs with), and a warning when a
-// check found the host short of cores.
+// machineCheckSummary is the line printed under the table (each reading's
+// range over the run, to compare runs with), and a warning when a check
+// found the host short of cores.
 func machineCheckSummary(checks []MachineCheck) (line, warning string) {
 	if len(checks) == 0 {
 		return "", ""
