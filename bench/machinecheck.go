@@ -181,18 +181,13 @@ func machineCheckSummary(checks []MachineCheck) (line, warning string) {
 	if len(checks) == 0 {
 		return "", ""
 	}
-	oneLo, oneHi := checks[0].OneCoreMB, checks[0].OneCoreMB
-	coresLo, coresHi := checks[0].Cores, checks[0].Cores
-	rttLo, rttHi := checks[0].LoopbackUS, checks[0].LoopbackUS
-	pfLo, pfHi := checks[0].PageFaultUS, checks[0].PageFaultUS
-	memLo, memHi := checks[0].MemCopyMB, checks[0].MemCopyMB
+	oneLo, oneHi := span(checks, func(c MachineCheck) float64 { return c.OneCoreMB })
+	coresLo, coresHi := span(checks, func(c MachineCheck) float64 { return c.Cores })
+	rttLo, rttHi := span(checks, func(c MachineCheck) float64 { return c.LoopbackUS })
+	memLo, memHi := span(checks, func(c MachineCheck) float64 { return c.MemCopyMB })
+	pfLo, pfHi := span(checks, func(c MachineCheck) float64 { return c.PageFaultUS })
 	var short []string
 	for _, c := range checks {
-		oneLo, oneHi = min(oneLo, c.OneCoreMB), max(oneHi, c.OneCoreMB)
-		coresLo, coresHi = min(coresLo, c.Cores), max(coresHi, c.Cores)
-		rttLo, rttHi = min(rttLo, c.LoopbackUS), max(rttHi, c.LoopbackUS)
-		pfLo, pfHi = min(pfLo, c.PageFaultUS), max(pfHi, c.PageFaultUS)
-		memLo, memHi = min(memLo, c.MemCopyMB), max(memHi, c.MemCopyMB)
 		if c.Cores < fewCoresFraction*float64(c.CPUs) {
 			short = append(short, fmt.Sprintf("%s (%.2f)", c.Before, c.Cores))
 		}
@@ -206,4 +201,14 @@ func machineCheckSummary(checks []MachineCheck) (line, warning string) {
 			fewCoresFraction*100, checks[0].CPUs, strings.Join(short, ", "))
 	}
 	return line, warning
+}
+
+// span is the lowest and the highest of one reading over the checks (at
+// least one).
+func span(checks []MachineCheck, reading func(MachineCheck) float64) (lo, hi float64) {
+	lo, hi = reading(checks[0]), reading(checks[0])
+	for _, c := range checks[1:] {
+		lo, hi = min(lo, reading(c)), max(hi, reading(c))
+	}
+	return lo, hi
 }
