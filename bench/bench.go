@@ -336,9 +336,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep *Report, err error
 	}
 	rep.Seconds = round2(time.Since(rep.StartedAt).Seconds())
 	rep.Warnings = noiseWarnings(rep.Rows)
-	if _, w := machineCheckSummary(rep.MachineChecks); w != "" {
-		rep.Warnings = append(rep.Warnings, w)
-	}
+	_, mw := machineCheckSummary(rep.MachineChecks)
+	rep.Warnings = append(rep.Warnings, mw...)
 	if err != nil {
 		rep.Error = err.Error()
 		rep.Interrupted = errors.Is(err, context.Canceled)

@@ -28,23 +28,39 @@ func TestMachineCheckMeasuresEachReading(t *testing.T) {
 
 func TestMachineCheckSummaryWarnsWhenTheHostIsShortOfCores(t *testing.T) {
 	checks := []MachineCheck{
-		{Before: "intake", OneCoreMB: 500, Cores: 1.95, CPUs: 2, LoopbackUS: 18.5, MemCopyMB: 9000, PageFaultUS: 2.5},
-		{Before: "reads", OneCoreMB: 320, Cores: 1.02, CPUs: 2, LoopbackUS: 31, MemCopyMB: 4000, PageFaultUS: 30.25},
-		{Before: "pdf", OneCoreMB: 480, Cores: 1.60, CPUs: 2, LoopbackUS: 17.25, MemCopyMB: 12000, PageFaultUS: 3},
+		{Before: "intake", OneCoreMB: 500, Cores: 1.95, CPUs: 2, LoopbackUS: 5.5, MemCopyMB: 9000, PageFaultUS: 2.5},
+		{Before: "reads", OneCoreMB: 320, Cores: 1.02, CPUs: 2, LoopbackUS: 9.75, MemCopyMB: 4000, PageFaultUS: 30.25},
+		{Before: "pdf", OneCoreMB: 480, Cores: 1.60, CPUs: 2, LoopbackUS: 5.25, MemCopyMB: 12000, PageFaultUS: 3},
 	}
-	line, warning := machineCheckSummary(checks)
-	for _, want := range []string{"one core 320–500 MB/s", "on 2 goroutines 1.02–1.95 cores' worth", "round trip 17.2–31.0 µs", "memory copy 4000–12000 MB/s", "page fault 2.5–30.2 µs"} {
+	line, warnings := machineCheckSummary(checks)
+	for _, want := range []string{"one core 320–500 MB/s", "on 2 goroutines 1.02–1.95 cores' worth", "round trip 5.2–9.8 µs", "memory copy 4000–12000 MB/s", "page fault 2.5–30.2 µs"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("line %q lacks %q", line, want)
 		}
 	}
-	if !strings.Contains(warning, "before reads (1.02)") || strings.Contains(warning, "intake") || strings.Contains(warning, "pdf") {
-		t.Errorf("warning %q: want reads alone (1.02 < 0.75 × 2; 1.60 is not)", warning)
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "before reads (1.02)") || strings.Contains(warnings[0], "intake") || strings.Contains(warnings[0], "pdf") {
+		t.Errorf("warnings %q: want one, for reads alone (1.02 < 0.75 × 2; 1.60 is not)", warnings)
 	}
-	if _, warning := machineCheckSummary(checks[:1]); warning != "" {
-		t.Errorf("warning %q for a host that gave 1.95 of 2 cores", warning)
+	if _, warnings := machineCheckSummary(checks[:1]); len(warnings) != 0 {
+		t.Errorf("warnings %q for a host that gave 1.95 of 2 cores and 5.5 µs round trips", warnings)
 	}
-	if line, warning := machineCheckSummary(nil); line != "" || warning != "" {
-		t.Errorf("no checks gave %q, %q", line, warning)
+	if line, warnings := machineCheckSummary(nil); line != "" || len(warnings) != 0 {
+		t.Errorf("no checks gave %q, %q", line, warnings)
+	}
+}
+
+func TestMachineCheckSummaryWarnsWhenLoopbackIsSlow(t *testing.T) {
+	checks := []MachineCheck{
+		{Before: "intake", OneCoreMB: 1450, Cores: 1.95, CPUs: 2, LoopbackUS: 18.5, MemCopyMB: 13000, PageFaultUS: 2.5},
+		{Before: "reads", OneCoreMB: 1460, Cores: 1.98, CPUs: 2, LoopbackUS: 9.9, MemCopyMB: 13000, PageFaultUS: 2.5},
+		{Before: "e2e", OneCoreMB: 1440, Cores: 1.90, CPUs: 2, LoopbackUS: 24.25, MemCopyMB: 13000, PageFaultUS: 2.5},
+	}
+	_, warnings := machineCheckSummary(checks)
+	if len(warnings) != 1 {
+		t.Fatalf("warnings %q: want one, on the round trips (the cores are all there)", warnings)
+	}
+	w := warnings[0]
+	if !strings.Contains(w, "before intake (18.5 µs), e2e (24.2 µs)") || strings.Contains(w, "reads") {
+		t.Errorf("warning %q: want intake and e2e (over %d µs), not reads (9.9 µs)", w, slowLoopbackUS)
 	}
 }
