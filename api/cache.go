@@ -12,12 +12,14 @@ import (
 	"github.com/iacc/iacc/metrics"
 )
 
-// readCache caches JSON responses of reads in Redis, keyed by a per-tenant
-// generation number. Every write of a tenant increments its generation
-// before the write's response is sent, so a read after a write never finds
-// an entry made before it: old entries are simply never asked for again and
-// expire. (A reader that loaded old data and stores it after the write lands
-// under the old generation, where nobody looks.)
+// readCache caches JSON responses of reads in Redis, tagged with a
+// per-tenant generation number. Every write of a tenant increments its
+// generation before the write's response is sent, and an entry is served
+// only while its tag is the tenant's current generation, so a read after a
+// write never gets an entry made before it. A reader takes the generation
+// before it loads, and tags its entry with it: a reader that loaded old data
+// and stores it after the write stores a tag that is already old, and the
+// next read reloads. The generation and the entry come back in one MGET.
 //
 // Redis trouble turns the cache off for the request (reads go to MySQL); a
 // generation bump that fails is retried in the background and, until it
@@ -45,11 +47,28 @@ func (rc *readCache) miss() { rc.metrics.CacheRequests.WithLabelValues("miss").I
 
 func genKey(tenantID int64) string { return "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":gen" }
 
-// getScript reads the tenant's generation and the entry under it in one
-// round trip; it returns {generation, value or false}.
-var getScript = redis.NewScript(`
-local g = redis.call('GET', KEYS[1]) or '0'
-return {g, redis.call('GET', ARGV[1] .. g .. ARGV[2])}`)
+// entryKey is where the entry of (tenant, key) is, whatever its generation.
+// ("e:" keeps entry keys apart from the generation's key.)
+func entryKey(tenantID int64, key string) string {
+	return "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":e:" + key
+}
+
+// An entry is stored as its generation, a newline, then the value.
+func entryOf(gen string, val []byte) []byte {
+	b := make([]byte, 0, len(gen)+1+len(val))
+	b = append(b, gen...)
+	b = append(b, '\n')
+	return append(b, val...)
+}
+
+// valueOf is the value of a stored entry if it was made under generation
+// gen.
+func valueOf(entry, gen string) ([]byte, bool) {
+	if len(entry) <= len(gen) || entry[len(gen)] != '\n' || entry[:len(gen)] != gen {
+		return nil, false
+	}
+	return []byte(entry[len(gen)+1:]), true
+}
 
 // cacheResult is what get found.
 type cacheResult struct {
@@ -65,8 +84,7 @@ func (rc *readCache) get(ctx context.Context, tenantID int64, key string) cacheR
 	}
 	ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
 	defer cancel()
-	prefix := "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":"
-	res, err := getScript.Run(ctx, rc.rdb, []string{genKey(tenantID)}, prefix, ":"+key).Slice()
+	res, err := rc.rdb.MGet(ctx, genKey(tenantID), entryKey(tenantID, key)).Result()
 	if err != nil {
 		rc.gate.trip()
 		rc.miss()
@@ -76,24 +94,28 @@ func (rc *readCache) get(ctx context.Context, tenantID int64, key string) cacheR
 		rc.miss()
 		return cacheResult{}
 	}
-	gen, _ := res[0].(string)
-	if s, isStr := res[1].(string); isStr {
-		rc.hit()
-		return cacheResult{val: []byte(s), gen: gen, hit: true}
+	gen := "0" // no write yet since the generation was last lost
+	if g, ok := res[0].(string); ok {
+		gen = g
+	}
+	if entry, ok := res[1].(string); ok {
+		if val, current := valueOf(entry, gen); current {
+			rc.hit()
+			return cacheResult{val: val, gen: gen, hit: true}
+		}
 	}
 	rc.miss()
 	return cacheResult{gen: gen}
 }
 
-// set stores val under the generation returned by get.
+// set stores val, tagged with the generation returned by get.
 func (rc *readCache) set(ctx context.Context, tenantID int64, gen, key string, val []byte) {
 	if gen == "" || rc.ttl <= 0 || !rc.gate.up() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
 	defer cancel()
-	k := "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":" + gen + ":" + key
-	if err := rc.rdb.Set(ctx, k, val, rc.ttl).Err(); err != nil {
+	if err := rc.rdb.Set(ctx, entryKey(tenantID, key), entryOf(gen, val), rc.ttl).Err(); err != nil {
 		rc.gate.trip()
 		rc.log.Debug("cache set failed", "err", err)
 	}

@@ -10,7 +10,7 @@ import (
 // follows. They are server-wide: other databases' activity counts too.
 func (h *Harness) dbStatus(ctx context.Context) (map[string]int64, error) {
 	rows, err := h.db.QueryContext(ctx, `SHOW GLOBAL STATUS WHERE Variable_name IN
-		('Com_commit', 'Innodb_data_fsyncs', 'Innodb_deadlocks', 'Innodb_row_lock_waits', 'Innodb_row_lock_time')`)
+		('Questions', 'Com_commit', 'Innodb_data_fsyncs', 'Innodb_deadlocks', 'Innodb_row_lock_waits', 'Innodb_row_lock_time')`)
 	if err != nil {
 		return nil, fmt.Errorf("read MySQL status: %w", err)
 	}
@@ -28,9 +28,10 @@ func (h *Harness) dbStatus(ctx context.Context) (map[string]int64, error) {
 	return out, rows.Err()
 }
 
-// dbProbe reports what the database did during the window: commits,
-// fsyncs per commit (group commit at work), deadlocks (each one a retried
-// or failed transaction) and row lock waits.
+// dbProbe reports what the database did during the window: statements per
+// successful operation (every client's, the probe's own two included),
+// commits, fsyncs per commit (group commit at work), deadlocks (each one a
+// retried or failed transaction) and row lock waits.
 type dbProbe struct {
 	h  *Harness
 	s0 map[string]int64
@@ -49,7 +50,13 @@ func (p *dbProbe) end(st *stepStats) {
 	st.Metrics["db_deadlocks"] = float64(d("Innodb_deadlocks"))
 	st.Metrics["db_row_lock_waits"] = float64(d("Innodb_row_lock_waits"))
 	st.Metrics["db_row_lock_time_ms"] = float64(d("Innodb_row_lock_time"))
-	note := fmt.Sprintf("db: %d deadlocks, %d lock waits", d("Innodb_deadlocks"), d("Innodb_row_lock_waits"))
+	note := "db: "
+	if st.OK > 0 {
+		per := float64(d("Questions")) / float64(st.OK)
+		st.Metrics["db_statements_per_op"] = round2(per)
+		note += fmt.Sprintf("%.1f statements/op, ", per)
+	}
+	note += fmt.Sprintf("%d deadlocks, %d lock waits", d("Innodb_deadlocks"), d("Innodb_row_lock_waits"))
 	if commits > 0 {
 		f := float64(d("Innodb_data_fsyncs")) / float64(commits)
 		st.Metrics["db_fsyncs_per_commit"] = round2(f)
