@@ -135,6 +135,11 @@ func rowFrom(scenario, step string, st stepStats) Row {
 	r := Row{Scenario: scenario, Step: step, Clients: st.Clients, OK: st.OK, Errors: st.Errors,
 		Throughput: round2(st.Rate()), P50ms: ms(st.Lat.q(0.50)), P95ms: ms(st.Lat.q(0.95)), P99ms: ms(st.Lat.q(0.99)),
 		Metrics: st.Metrics, Notes: strings.Join(st.Notes, "; ")}
+	if q, ok := st.Metrics["db_statements"]; ok && st.OK > 0 {
+		per := q / float64(st.OK)
+		r.Metrics["db_statements_per_op"] = round2(per)
+		r.note(fmt.Sprintf("db: %.1f statements/op", per))
+	}
 	if st.Errors > 0 {
 		r.ErrorKinds = st.ErrorKinds
 		r.check("0 errors", false)
