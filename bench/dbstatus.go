@@ -30,8 +30,9 @@ func (h *Harness) dbStatus(ctx context.Context) (map[string]int64, error) {
 
 // dbProbe reports what the database did during the window: statements
 // (every client's, the probe's own two included; rowFrom gives them per
-// successful operation, which the probe does not know yet), commits, fsyncs per commit (group commit at work), deadlocks (each one a
-// retried or failed transaction) and row lock waits.
+// successful operation, which the probe does not know yet), commits,
+// fsyncs per commit (group commit at work), deadlocks (each one a retried
+// or failed transaction) and row lock waits.
 type dbProbe struct {
 	h  *Harness
 	s0 map[string]int64
