@@ -145,16 +145,14 @@ func hashRate(ctx context.Context, g int, window time.Duration) (float64, error)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range g {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var buf [4096]byte
 			for !stop.Load() {
 				sum := sha256.Sum256(buf[:])
 				buf[0] ^= sum[0]
 				blocks.Add(1)
 			}
-		}()
+		})
 	}
 	t := time.NewTimer(window)
 	defer t.Stop()
@@ -176,7 +174,7 @@ const fewCoresFraction = 0.75
 
 // slowLoopbackUS: a check whose loopback round trip took longer than this
 // makes the run end with a WARNING. On the 2-core VM the figures in
-// README.md come from, the round trip is 5.1–5.4 µs in the hours when every
+// README.md come from, the round trip is 4.7–5.4 µs in the hours when every
 // target holds, and 17–25 µs in the slow phases when the absolute ones fail
 // (CPU per order end to end 15–16 ms instead of 9–10): there, each request,
 // statement and Redis call costs several times more system time, while
