@@ -21,9 +21,9 @@ func (c *cli) openRedis(ctx context.Context) (*redis.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt, err := redis.ParseURL(cfg.RedisURL)
+	opt, err := redisOptions(cfg.RedisURL, 0)
 	if err != nil {
-		return nil, fmt.Errorf("IACC_REDIS_URL: %w", err)
+		return nil, err
 	}
 	rdb := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -71,13 +71,11 @@ func openDeps(ctx context.Context, cfg Config, log *slog.Logger, migrate bool) (
 			log.Info("applied migrations", "count", n)
 		}
 	}
-	opt, err := redis.ParseURL(cfg.RedisURL)
+	opt, err := redisOptions(cfg.RedisURL, cfg.RedisPoolSize)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("IACC_REDIS_URL: %w", err)
+		return nil, err
 	}
-	opt.PoolSize = cfg.RedisPoolSize
-	opt.Dialer = redisDialer(opt)
 	rdb := redis.NewClient(opt)
 	blobs, err := blob.NewDir(cfg.BlobDir)
 	if err != nil {
