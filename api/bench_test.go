@@ -18,19 +18,17 @@ import (
 	"github.com/iacc/iacc/store/storetest"
 )
 
-// BenchmarkCreatePurchaseOrder drives POST /api/purchase-orders (5 items)
-// through the whole Fiber app over an in-memory listener (no TCP), against
-// the real MariaDB and Redis: authentication, rate limiting, decode,
-// validate, the order transaction, the fast-path enqueue, the cache
-// invalidation, the JSON answer. With -benchmem it reports the
-// allocations per request of the order path (the server side, the MySQL
-// driver and go-redis included; fasthttp's client adds next to none).
-//
-//	go test -run '^$' -bench CreatePurchaseOrder -benchmem ./api/
-//
-// ns/op is one request after another on one connection: it is latency, not
-// the server's throughput (bench/, `make bench`, measures that).
-func BenchmarkCreatePurchaseOrder(b *testing.B) {
+// benchApp is the Fiber app configured as `iacc serve` runs it, served over
+// an in-memory listener (no TCP) against the real MariaDB and Redis, with a
+// tenant, an admin's token and a client on one connection.
+type benchApp struct {
+	db     *store.DB
+	tenant store.Tenant
+	token  string
+	client *fasthttp.HostClient
+}
+
+func newBenchApp(b *testing.B) benchApp {
 	ctx := context.Background()
 	db := storetest.NewDB(b)
 	rdb := storetest.NewRedis(b)
@@ -38,9 +36,8 @@ func BenchmarkCreatePurchaseOrder(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Configured as `iacc serve` runs it: rate limits on (out of reach, so
-	// the limiter's Redis round trips stay on the path) and the read cache
-	// on (a write bumps the tenant's cache generation).
+	// Rate limits on (out of reach, so the limiter stays on the path) and
+	// the read cache on (a write bumps the tenant's cache generation).
 	cfg := api.Config{
 		JWTSecret: []byte("iacc-api-benchmark-secret-0123456789abcdef"),
 		Limits:    api.Limits{PerTokenPerMinute: 10_000_000, PerIPPerMinute: 10_000_000},
@@ -61,18 +58,6 @@ func BenchmarkCreatePurchaseOrder(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Orders are spread over several vendors, as real traffic is.
-	var bodies [][]byte
-	for i := range 4 {
-		v := storetest.Vendor(b, db, tenant.ID, fmt.Sprintf("Bench Vendor %d", i+1))
-		bodies = append(bodies, fmt.Appendf(nil, `{"vendor_id":%d,"currency":"EUR","notes":"Deliver to dock 3.","items":[`+
-			`{"description":"A4 copy paper, box of 5 reams","quantity":"2","unit_price":"24.25"},`+
-			`{"description":"Ballpoint pens, box of 50","quantity":"3","unit_price":"12.50"},`+
-			`{"description":"27-inch monitor","quantity":"1","unit_price":"219.00"},`+
-			`{"description":"Espresso beans, 1 kg","quantity":"4.5","unit_price":"18.90"},`+
-			`{"description":"Ink cartridge (black)","quantity":"6","unit_price":"31.99"}]}`, v.ID))
-	}
-
 	ln := fasthttputil.NewInmemoryListener()
 	served := make(chan error, 1)
 	go func() { served <- srv.App().Listener(ln) }()
@@ -81,21 +66,59 @@ func BenchmarkCreatePurchaseOrder(b *testing.B) {
 		<-served
 	})
 	client := &fasthttp.HostClient{Addr: "iacc.bench", MaxConns: 1, Dial: func(string) (net.Conn, error) { return ln.Dial() }}
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	return benchApp{db: db, tenant: tenant, token: token, client: client}
+}
+
+// request prepares an authenticated request to path.
+func (a benchApp) request(method, path string) *fasthttp.Request {
+	req := fasthttp.AcquireRequest()
+	req.Header.SetMethod(method)
+	req.SetRequestURI("http://iacc.bench" + path)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	return req
+}
+
+// do sends req and fails the benchmark unless the answer has status want.
+func (a benchApp) do(b *testing.B, req *fasthttp.Request, resp *fasthttp.Response, want int) {
+	if err := a.client.Do(req, resp); err != nil {
+		b.Fatalf("%s %s: %v", req.Header.Method(), req.URI().Path(), err)
+	}
+	if resp.StatusCode() != want {
+		b.Fatalf("%s %s: status %d: %s", req.Header.Method(), req.URI().Path(), resp.StatusCode(), resp.Body())
+	}
+}
+
+// BenchmarkCreatePurchaseOrder drives POST /api/purchase-orders (5 items)
+// through the whole Fiber app (see benchApp): authentication, rate
+// limiting, decode, validate, the order transaction, the fast-path enqueue,
+// the cache invalidation, the JSON answer. With -benchmem it reports the
+// allocations per request of the order path (the server side, the MySQL
+// driver and go-redis included; fasthttp's client adds next to none).
+//
+//	go test -run '^$' -bench CreatePurchaseOrder -benchmem ./api/
+//
+// ns/op is one request after another on one connection: it is latency, not
+// the server's throughput (bench/, `make bench`, measures that).
+func BenchmarkCreatePurchaseOrder(b *testing.B) {
+	a := newBenchApp(b)
+	// Orders are spread over several vendors, as real traffic is.
+	var bodies [][]byte
+	for i := range 4 {
+		v := storetest.Vendor(b, a.db, a.tenant.ID, fmt.Sprintf("Bench Vendor %d", i+1))
+		bodies = append(bodies, fmt.Appendf(nil, `{"vendor_id":%d,"currency":"EUR","notes":"Deliver to dock 3.","items":[`+
+			`{"description":"A4 copy paper, box of 5 reams","quantity":"2","unit_price":"24.25"},`+
+			`{"description":"Ballpoint pens, box of 50","quantity":"3","unit_price":"12.50"},`+
+			`{"description":"27-inch monitor","quantity":"1","unit_price":"219.00"},`+
+			`{"description":"Espresso beans, 1 kg","quantity":"4.5","unit_price":"18.90"},`+
+			`{"description":"Ink cartridge (black)","quantity":"6","unit_price":"31.99"}]}`, v.ID))
+	}
+	req, resp := a.request(fasthttp.MethodPost, "/api/purchase-orders"), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetRequestURI("http://iacc.bench/api/purchase-orders")
 	req.Header.SetContentType("application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
 	post := func(i int) {
 		req.SetBodyRaw(bodies[i%len(bodies)])
-		if err := client.Do(req, resp); err != nil {
-			b.Fatalf("POST /api/purchase-orders: %v", err)
-		}
-		if resp.StatusCode() != fasthttp.StatusCreated {
-			b.Fatalf("POST /api/purchase-orders: status %d: %s", resp.StatusCode(), resp.Body())
-		}
+		a.do(b, req, resp, fasthttp.StatusCreated)
 	}
 	for i := range 50 { // warm the connection pools and the route
 		post(i)
@@ -108,4 +131,31 @@ func BenchmarkCreatePurchaseOrder(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+}
+
+// BenchmarkCachedRead drives GET /api/purchase-orders/:id with the read
+// cache warm, the path of the harness's cached-read target: the middleware
+// chain, authentication, the rate limit, one MGET and the cached body. With
+// -benchmem it reports the allocations per cached read.
+//
+//	go test -run '^$' -bench CachedRead -benchmem ./api/
+func BenchmarkCachedRead(b *testing.B) {
+	a := newBenchApp(b)
+	v := storetest.Vendor(b, a.db, a.tenant.ID, "Bench Vendor")
+	po := storetest.PurchaseOrder(b, a.db, a.tenant.ID, v.ID, 5)
+	req, resp := a.request(fasthttp.MethodGet, fmt.Sprintf("/api/purchase-orders/%d", po.Order.ID)), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	for range 50 { // the first read fills the cache; the rest warm the pools
+		a.do(b, req, resp, fasthttp.StatusOK)
+	}
+	if got := string(resp.Header.Peek("X-Cache")); got != "hit" {
+		b.Fatalf("X-Cache = %q after warming, want hit", got)
+	}
+
+	b.ReportAllocs()
+	for b.Loop() {
+		a.do(b, req, resp, fasthttp.StatusOK)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
 }
