@@ -47,7 +47,9 @@ func newAllowances(l *redis_rate.Limiter) *allowances {
 }
 
 // take spends one unit of key's budget of perMinute. ok false: the budget
-// is spent, retry after the duration. An error means Redis did not answer.
+// is spent, retry after the duration. An error means Redis did not answer
+// within limitTimeout (the bound is set here, only when Redis is asked, so
+// that a unit spent from a lease costs no timer).
 func (a *allowances) take(ctx context.Context, key string, perMinute int) (ok bool, retry time.Duration, err error) {
 	now := a.now()
 	a.mu.Lock()
@@ -68,6 +70,8 @@ func (a *allowances) take(ctx context.Context, key string, perMinute int) (ok bo
 	if al.leasing {
 		// Another request is leasing: take this one unit on its own.
 		a.mu.Unlock()
+		ctx, cancel := context.WithTimeout(ctx, limitTimeout)
+		defer cancel()
 		res, err := a.limiter.Allow(ctx, key, redis_rate.PerMinute(perMinute))
 		if err != nil {
 			return false, 0, err
@@ -78,6 +82,8 @@ func (a *allowances) take(ctx context.Context, key string, perMinute int) (ok bo
 	al.leasing = true
 	a.mu.Unlock()
 
+	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
+	defer cancel()
 	res, err := a.limiter.AllowAtMost(ctx, key, redis_rate.PerMinute(perMinute), n)
 
 	a.mu.Lock()

@@ -79,6 +79,7 @@ type testBundle struct {
 type setupOptions struct {
 	cfg   func(*api.Config)
 	redis redis.UniversalClient // instead of a private test Redis
+	log   *slog.Logger          // instead of warnings to the test's output
 }
 
 type setupOption func(*setupOptions)
@@ -87,6 +88,11 @@ type setupOption func(*setupOptions)
 // test DB index.
 func withRedis(c redis.UniversalClient) setupOption {
 	return func(o *setupOptions) { o.redis = c }
+}
+
+// withLogger gives the server this logger.
+func withLogger(l *slog.Logger) setupOption {
+	return func(o *setupOptions) { o.log = l }
 }
 
 // withConfig edits the server's configuration.
@@ -117,7 +123,10 @@ func setup(t testing.TB, opts ...setupOption) *testBundle {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := o.log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	srv := api.New(cfg, api.Deps{DB: db, Redis: rdb, Queue: asynq.NewClientFromRedisClient(rdb), Blobs: blobs, Logger: log})
 	t.Cleanup(srv.Close) // before the database is dropped: flushes pending outbox marks
 	b := &testBundle{db: db, rdb: rdb, blobs: blobs, srv: srv, owner: t}

@@ -138,9 +138,10 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="iacc", error="invalid_token"`)
 		return errUnauthorized("the bearer token is invalid or expired")
 	}
-	c.Locals(principalKey{}, p)
+	pv := any(p) // boxed once for both
+	c.Locals(principalKey{}, pv)
 	c.Locals(tokenSumKey{}, sum)
-	c.SetUserContext(context.WithValue(c.UserContext(), principalKey{}, p))
+	c.SetUserContext(context.WithValue(c.UserContext(), principalKey{}, pv))
 	return c.Next()
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/iacc/iacc/metrics"
@@ -32,18 +33,19 @@ type readCache struct {
 	mu    sync.Mutex
 	dirty map[int64]bool // tenants whose generation bump has not reached Redis
 
-	metrics *metrics.Set
-	gate    *redisGate
+	hits, misses prometheus.Counter // of metrics.CacheRequests
+	gate         *redisGate
 }
 
 const cacheTimeout = 100 * time.Millisecond
 
 func newReadCache(rdb redis.UniversalClient, ttl time.Duration, log *slog.Logger, m *metrics.Set, gate *redisGate) *readCache {
-	return &readCache{rdb: rdb, ttl: ttl, log: log, dirty: map[int64]bool{}, metrics: m, gate: gate}
+	return &readCache{rdb: rdb, ttl: ttl, log: log, dirty: map[int64]bool{}, gate: gate,
+		hits: m.CacheRequests.WithLabelValues("hit"), misses: m.CacheRequests.WithLabelValues("miss")}
 }
 
-func (rc *readCache) hit()  { rc.metrics.CacheRequests.WithLabelValues("hit").Inc() }
-func (rc *readCache) miss() { rc.metrics.CacheRequests.WithLabelValues("miss").Inc() }
+func (rc *readCache) hit()  { rc.hits.Inc() }
+func (rc *readCache) miss() { rc.misses.Inc() }
 
 func genKey(tenantID int64) string { return "iacc:cache:" + strconv.FormatInt(tenantID, 10) + ":gen" }
 

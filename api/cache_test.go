@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/iacc/iacc/api"
+	"github.com/iacc/iacc/faults"
 	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/store/storetest"
 )
@@ -321,6 +322,56 @@ func TestCacheSurvivesARedisCut(t *testing.T) {
 		}
 		return res.Header.Get("X-Cache") == "hit" && l.Header.Get("X-Cache") == "hit"
 	})
+}
+
+// A Redis that stops answering (a partition: the connections stay open and
+// no reply comes) costs a request the budget of its first Redis call, not
+// the client's 3 s read timeout: the cache lookup and the rate limiter's
+// lease each bound their own call, whatever the request's context holds,
+// on a client that honours deadlines as iacc's does (ContextTimeoutEnabled).
+// That first call then turns Redis off for the rest of the request.
+func TestRequestsStayInBudgetWhenRedisStopsAnswering(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		limits bool
+	}{
+		{"cache lookup first", false},    // no rate limits: the cached read's MGET is the first call
+		{"rate-limit lease first", true}, // a token the limiter has not seen: its lease is the first call
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reserved := storetest.NewRedis(t)
+			proxy := newToxiproxy(t, storetest.RedisAddr())
+			rdb := redis.NewClient(&redis.Options{Addr: proxy.Listen, DB: reserved.DB, ContextTimeoutEnabled: true})
+			t.Cleanup(func() { _ = rdb.Close() })
+			b := setup(t, withRedis(rdb), withConfig(func(c *api.Config) {
+				withCache(c)
+				if tc.limits {
+					c.Limits.PerTokenPerMinute, c.Limits.PerIPPerMinute = 6000, 6000
+				}
+			}))
+			one := cachedRead{b.A.AdminToken, path("/api/purchase-orders/%d", b.mkOrder(t, b.A.Tenant.ID, b.A.Vendor.ID, ""))}
+			b.prime(t, one)
+			token := b.A.AdminToken
+			if tc.limits {
+				token = b.A.ViewerToken // unused so far: the limiter holds no lease of it
+			}
+
+			if err := faults.Blackhole(proxy); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			res := b.do(t, "GET", one.path, token, nil)
+			took := time.Since(start)
+			if res.Status != http.StatusOK || res.Header.Get("X-Cache") == "hit" {
+				t.Fatalf("GET order with Redis not answering = %d (X-Cache %q) %s; want 200 from MySQL", res.Status, res.Header.Get("X-Cache"), res.Body)
+			}
+			if took > time.Second {
+				t.Errorf("GET order with Redis not answering took %s; its Redis call's budget is 100 ms", took)
+			}
+		})
+	}
 }
 
 // With no Redis at all (a client pointed at a closed port), reads answer 200

@@ -51,8 +51,6 @@ func (s *Server) allowRate(ctx context.Context, key string, perMinute int) (bool
 	if perMinute <= 0 || !s.gate.up() {
 		return true, 0
 	}
-	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
-	defer cancel()
 	ok, retry, err := s.allowances.take(ctx, key, perMinute)
 	if err != nil {
 		s.gate.trip()

@@ -100,6 +100,9 @@ func (s *Server) accessLog(c *fiber.Ctx) (err error) {
 		if status >= 500 {
 			lvl = slog.LevelWarn
 		}
+		if !s.log.Enabled(c.UserContext(), lvl) {
+			return // the line would be dropped: skip building it
+		}
 		attrs := []any{"request_id", requestID(c), "method", c.Method(), "route", route, "status", status,
 			"duration_ms", float64(elapsed.Microseconds()) / 1000, "bytes_out", len(c.Response().Body())}
 		if p := principal(c); p.TenantID != 0 {

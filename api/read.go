@@ -16,16 +16,18 @@ import (
 // with load and caches it. scope distinguishes what different callers of
 // the same tenant may see (a vendor user sees less than an admin).
 func (s *Server) cachedRead(c *fiber.Ctx, tenantID int64, key string, load func(ctx context.Context) (any, error)) error {
-	ctx, cancel := s.requestCtx(c)
-	defer cancel()
 	// The generation is read before loading, so a write that commits while
-	// we load moves the tenant past it and our entry is never read.
-	r := s.cache.get(ctx, tenantID, key)
+	// we load moves the tenant past it and our entry is never read. The
+	// lookup has its own deadline (cacheTimeout), shorter than the
+	// request's: a hit needs no other.
+	r := s.cache.get(c.UserContext(), tenantID, key)
 	if r.hit {
 		c.Set("X-Cache", "hit")
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(r.val)
 	}
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
 	v, err := load(ctx)
 	if err != nil {
 		return err
