@@ -22,13 +22,19 @@ import (
 // and stores it after the write stores a tag that is already old, and the
 // next read reloads. The generation and the entry come back in one MGET.
 //
+// Lookups are pipelined (Config.CachePipeline, see newLookup): concurrent
+// requests' MGETs share one write and one read on one connection.
+//
 // Redis trouble turns the cache off for the request (reads go to MySQL); a
 // generation bump that fails is retried in the background and, until it
 // succeeds, this process serves no cached reads of that tenant.
 type readCache struct {
-	rdb redis.UniversalClient
-	ttl time.Duration
-	log *slog.Logger
+	rdb        redis.UniversalClient
+	pipe       *redis.AutoPipeliner // get's MGETs when pipelined (newPipe); nil: through rdb
+	pipeClient *redis.Client        // pipe's own client
+	closeOnce  sync.Once
+	ttl        time.Duration
+	log        *slog.Logger
 
 	mu    sync.Mutex
 	dirty map[int64]bool // tenants whose generation bump has not reached Redis
@@ -39,9 +45,59 @@ type readCache struct {
 
 const cacheTimeout = 100 * time.Millisecond
 
-func newReadCache(rdb redis.UniversalClient, ttl time.Duration, log *slog.Logger, m *metrics.Set, gate *redisGate) *readCache {
-	return &readCache{rdb: rdb, ttl: ttl, log: log, dirty: map[int64]bool{}, gate: gate,
+func newReadCache(rdb redis.UniversalClient, ttl time.Duration, pipelined bool, log *slog.Logger, m *metrics.Set, gate *redisGate) *readCache {
+	rc := &readCache{rdb: rdb, ttl: ttl, log: log, dirty: map[int64]bool{}, gate: gate,
 		hits: m.CacheRequests.WithLabelValues("hit"), misses: m.CacheRequests.WithLabelValues("miss")}
+	if pipelined && ttl > 0 {
+		rc.pipe, rc.pipeClient = newPipe(rdb)
+	}
+	return rc
+}
+
+// newPipe returns the autopipeliner of the cache's lookups, or nil when
+// rdb is not a plain *redis.Client. With it, the MGETs of concurrent
+// requests go out as one batch, one write and one read on one connection,
+// instead of a write and a read each. On a 2-core host that took Redis
+// from 25 to 5 µs of CPU per cached read, and iacc from about 70 to 45.
+//
+// An autopipelined command runs on the pipeliner's context, not its
+// caller's, so no caller's deadline bounds it. The pipeliner therefore has
+// a client of its own whose timeouts keep a batch within a lookup's budget
+// (cacheTimeout): half of it for each of the dial, the connection's
+// handshake, the write and the read, and no retry (the pipeliner's retries
+// multiply the attempts: one retry made a lookup take 4 timeouts). A Redis
+// that stops answering fails a batch in 50 ms on an open connection and in
+// 100 ms on a new one, as the caller's deadline would; a lookup queued
+// behind that batch waits for it first. A failed batch trips the Redis
+// gate like a failed lookup: reads go to MySQL for its cool-down.
+func newPipe(rdb redis.UniversalClient) (*redis.AutoPipeliner, *redis.Client) {
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		return nil, nil
+	}
+	opt := *c.Options()
+	opt.MaxRetries = -1
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = cacheTimeout/2, cacheTimeout/2, cacheTimeout/2
+	opt.PoolSize, opt.MinIdleConns, opt.PipelinePoolSize = 2, 0, 2 // one batch in flight at a time
+	own := redis.NewClient(&opt)
+	pipe, err := own.AutoPipeline()
+	if err != nil { // only for an invalid pipeline configuration; the default is valid
+		_ = own.Close()
+		return nil, nil
+	}
+	return pipe, own
+}
+
+// close stops the lookups' pipeliner, if any (closing its client does).
+// Call it once the app serves no more requests; more calls do nothing.
+func (rc *readCache) close() error {
+	var err error
+	rc.closeOnce.Do(func() {
+		if rc.pipeClient != nil {
+			err = rc.pipeClient.Close()
+		}
+	})
+	return err
 }
 
 func (rc *readCache) hit()  { rc.hits.Inc() }
@@ -84,9 +140,16 @@ func (rc *readCache) get(ctx context.Context, tenantID int64, key string) cacheR
 	if rc.ttl <= 0 || rc.isDirty(tenantID) || !rc.gate.up() {
 		return cacheResult{}
 	}
+	if rc.pipe != nil { // its client's timeouts bound the call (newPipe)
+		return rc.found(rc.pipe.MGet(ctx, genKey(tenantID), entryKey(tenantID, key)).Result())
+	}
 	ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
 	defer cancel()
-	res, err := rc.rdb.MGet(ctx, genKey(tenantID), entryKey(tenantID, key)).Result()
+	return rc.found(rc.rdb.MGet(ctx, genKey(tenantID), entryKey(tenantID, key)).Result())
+}
+
+// found reads get's MGET reply: the generation and the entry.
+func (rc *readCache) found(res []any, err error) cacheResult {
 	if err != nil {
 		rc.gate.trip()
 		rc.miss()

@@ -18,7 +18,12 @@ import (
 // write. Every later reader reloads instead.
 func TestCacheNeverServesAnEntryMadeBeforeAWrite(t *testing.T) {
 	rdb := storetest.NewRedis(t)
-	rc := newReadCache(rdb.Client, time.Minute, slog.Default(), metrics.New(prometheus.NewRegistry()), newRedisGate(time.Second))
+	rc := newReadCache(rdb.Client, time.Minute, true, slog.Default(), metrics.New(prometheus.NewRegistry()), newRedisGate(time.Second))
+	t.Cleanup(func() {
+		if err := rc.close(); err != nil {
+			t.Error(err)
+		}
+	})
 	ctx := context.Background()
 	const tenant, other, key = 7, 8, "po:1:all"
 

@@ -34,9 +34,12 @@ type Config struct {
 	RefreshTTL     time.Duration // refresh token lifetime (30 days)
 	Limits         Limits
 	CacheTTL       time.Duration // lifetime of cached reads (0: caching off)
-	CORSOrigins    []string      // allowed origins; empty: CORS off
-	MetricsToken   string        // bearer token required on GET /metrics (empty: open)
-	DashboardToken string        // ops token for the read-only queue dashboard (empty: none)
+	// CacheDirect sends each cache lookup as its own command instead of
+	// autopipelining concurrent lookups into one batch (newPipe).
+	CacheDirect    bool
+	CORSOrigins    []string // allowed origins; empty: CORS off
+	MetricsToken   string   // bearer token required on GET /metrics (empty: open)
+	DashboardToken string   // ops token for the read-only queue dashboard (empty: none)
 	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse proxies
 	// whose X-Forwarded-For names the client (rate limits and login guards
 	// key on the client's IP). Empty: the peer address is the client.
@@ -138,7 +141,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	gate := newRedisGate(2 * time.Second)
 	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log, metrics: m, gatherer: d.Gatherer, gate: gate, precedence: d.Precedence,
-		allowances: newAllowances(redis_rate.NewLimiter(d.Redis)), cache: newReadCache(d.Redis, cfg.CacheTTL, log, m, gate),
+		allowances: newAllowances(redis_rate.NewLimiter(d.Redis)), cache: newReadCache(d.Redis, cfg.CacheTTL, !cfg.CacheDirect, log, m, gate),
 		basicCache: credCache{max: 1000}, tokenCache: credCache{max: 20000}}
 	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log, m, gate)
 	s.app = fiber.New(fiber.Config{
@@ -174,12 +177,18 @@ func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
 // ctx's deadline, then flushes pending outbox marks.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.app.ShutdownWithContext(ctx)
-	s.publisher.Close()
+	s.Close()
 	return err
 }
 
-// Close flushes the publisher (for tests that never Listen).
-func (s *Server) Close() { s.publisher.Close() }
+// Close flushes the publisher and stops the cache's pipeliner (for tests
+// that never Listen).
+func (s *Server) Close() {
+	s.publisher.Close()
+	if err := s.cache.close(); err != nil {
+		s.log.Warn("close the read cache's Redis client", "err", err)
+	}
+}
 
 // requestCtx is the context for a handler's database and queue work: the
 // request's context with the configured deadline.

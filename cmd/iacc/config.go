@@ -70,6 +70,7 @@ type Config struct {
 	LoginFailuresPerIP int
 	LoginWindow        time.Duration
 	CacheTTL           time.Duration // 0: read cache off
+	CachePipeline      bool          // autopipeline concurrent cache lookups
 	CORSOrigins        []string
 	TrustedProxies     []string
 
@@ -212,6 +213,7 @@ func loadConfig(getenv envSource) (Config, error) {
 	c.LoginFailuresPerIP = integer("IACC_LOGIN_MAX_FAILURES_PER_IP", 50, 1, 100000)
 	c.LoginWindow = duration("IACC_LOGIN_WINDOW", 15*time.Minute, time.Second, 24*time.Hour)
 	c.CacheTTL = duration("IACC_CACHE_TTL", 5*time.Minute, 0, 24*time.Hour)
+	c.CachePipeline = boolean("IACC_CACHE_PIPELINE", true)
 	for _, o := range strings.Split(str("IACC_CORS_ORIGINS", ""), ",") {
 		if o = strings.TrimSpace(o); o == "" {
 			continue

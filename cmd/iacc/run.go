@@ -193,7 +193,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 	if comp.API {
 		r.api = api.New(api.Config{
 			JWTSecret: cfg.JWTSecret, BodyLimit: cfg.BodyLimit, RequestTimeout: cfg.RequestTimeout,
-			CacheTTL: cfg.CacheTTL, CORSOrigins: cfg.CORSOrigins, MetricsToken: cfg.MetricsToken, DashboardToken: cfg.DashboardToken,
+			CacheTTL: cfg.CacheTTL, CacheDirect: !cfg.CachePipeline, CORSOrigins: cfg.CORSOrigins, MetricsToken: cfg.MetricsToken, DashboardToken: cfg.DashboardToken,
 			TrustedProxies: cfg.TrustedProxies,
 			Limits: api.Limits{
 				PerTokenPerMinute: cfg.RateLimitPerToken, PerIPPerMinute: cfg.RateLimitPerIP,
