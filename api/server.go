@@ -174,7 +174,8 @@ func (s *Server) App() *fiber.App { return s.app }
 func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
 
 // Shutdown stops accepting connections, waits for in-flight requests up to
-// ctx's deadline, then flushes pending outbox marks.
+// ctx's deadline, then flushes pending outbox marks and stops the cache's
+// pipeliner (Close).
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.app.ShutdownWithContext(ctx)
 	s.Close()
