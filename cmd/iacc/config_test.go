@@ -16,8 +16,12 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Env != "local" || cfg.HTTPAddr != ":8080" || cfg.BlobDir != "./var/blobs" || cfg.RedisURL != "redis://127.0.0.1:6379/0" ||
-		cfg.MySQLDSN != "root@tcp(127.0.0.1:3306)/iacc" || !cfg.jwtGenerated || cfg.WorkerPoll != 20*time.Millisecond {
+		cfg.MySQLDSN != "root@tcp(127.0.0.1:3306)/iacc" || !cfg.jwtGenerated || cfg.WorkerPoll != 20*time.Millisecond ||
+		cfg.CacheTTL != 5*time.Minute || !cfg.CachePipeline {
 		t.Errorf("defaults = %+v", cfg)
+	}
+	if cfg, err := loadConfig(mapEnv(map[string]string{"IACC_CACHE_PIPELINE": "false"})); err != nil || cfg.CachePipeline {
+		t.Errorf("IACC_CACHE_PIPELINE=false: pipeline %v, err %v", cfg.CachePipeline, err)
 	}
 }
 
