@@ -152,6 +152,7 @@ func (rc *readCache) get(ctx context.Context, tenantID int64, key string) cacheR
 func (rc *readCache) found(res []any, err error) cacheResult {
 	if err != nil {
 		rc.gate.trip()
+		rc.log.Debug("cache lookup failed", "err", err) // the read goes to MySQL
 		rc.miss()
 		return cacheResult{}
 	}

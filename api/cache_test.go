@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync"
@@ -402,7 +403,8 @@ func TestRequestsStayInBudgetWhenRedisStopsAnswering(t *testing.T) {
 			proxy := newToxiproxy(t, storetest.RedisAddr())
 			rdb := redis.NewClient(&redis.Options{Addr: proxy.Listen, DB: reserved.DB, ContextTimeoutEnabled: true})
 			t.Cleanup(func() { _ = rdb.Close() })
-			b := setup(t, withRedis(rdb), withConfig(func(c *api.Config) {
+			var logs logLines
+			b := setup(t, withRedis(rdb), withLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))), withConfig(func(c *api.Config) {
 				withCache(c)
 				c.CacheDirect = tc.direct
 				if tc.limits {
@@ -428,6 +430,9 @@ func TestRequestsStayInBudgetWhenRedisStopsAnswering(t *testing.T) {
 			}
 			if took > 500*time.Millisecond {
 				t.Errorf("GET order with Redis not answering took %s; its Redis call's budget is 100 ms", took)
+			}
+			if failed := logs.named(t, "cache lookup failed"); !tc.limits && len(failed) != 1 {
+				t.Errorf("%d debug lines \"cache lookup failed\", want 1 (the runbook points to it): %v", len(failed), failed)
 			}
 		})
 	}
