@@ -64,8 +64,15 @@ func newReadCache(rdb redis.UniversalClient, ttl time.Duration, pipelined bool, 
 // caller's, so no caller's deadline bounds it. The pipeliner therefore has
 // a client of its own whose timeouts keep a batch within a lookup's budget
 // (cacheTimeout): half of it for each of the dial, the connection's
-// handshake, the write and the read, and no retry (the pipeliner's retries
-// multiply the attempts: one retry made a lookup take 4 timeouts). A Redis
+// handshake, the write and the read, one dial attempt and no retry (the
+// pipeliner's retries multiply the attempts: one retry made a lookup take 4
+// timeouts). It dials with go-redis's own dialer built on those options:
+// a copied Dialer would keep the first client's 5 s dial timeout (for TLS
+// it ignores the context), and the peek go-redis then makes before using
+// a pooled connection is paid once per batch, not per lookup. Nor does it
+// take the parent's push notification processor, which go-redis set up for
+// the parent (sharing it, the new client fails to register its handlers,
+// and would panic with maintenance notifications required). A Redis
 // that stops answering fails a batch in 50 ms on an open connection and in
 // 100 ms on a new one, as the caller's deadline would; a lookup queued
 // behind that batch waits for it first. A failed batch trips the Redis
@@ -76,7 +83,8 @@ func newPipe(rdb redis.UniversalClient) (*redis.AutoPipeliner, *redis.Client) {
 		return nil, nil
 	}
 	opt := *c.Options()
-	opt.MaxRetries = -1
+	opt.MaxRetries, opt.DialerRetries, opt.Dialer = -1, 1, nil
+	opt.PushNotificationProcessor = nil // the parent's, set by its init; this client makes its own
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = cacheTimeout/2, cacheTimeout/2, cacheTimeout/2
 	opt.PoolSize, opt.MinIdleConns, opt.PipelinePoolSize = 2, 0, 2 // one batch in flight at a time
 	own := redis.NewClient(&opt)

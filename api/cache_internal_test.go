@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/iacc/iacc/metrics"
 	"github.com/iacc/iacc/store/storetest"
@@ -81,5 +83,36 @@ func TestCacheEntryTag(t *testing.T) {
 		if ok != tc.ok || string(v) != tc.want {
 			t.Errorf("valueOf(%q, %q) = %q, %v; want %q, %v", tc.entry, tc.gen, v, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// The lookups' pipeliner has a client of its own that bounds each step of a
+// batch by half a lookup's budget, dials once and never retries, and dials
+// with go-redis's dialer on those options, not with its parent's (whose
+// timeout is the parent's): nothing else bounds a pipelined lookup.
+func TestCachePipeBoundsItsOwnClient(t *testing.T) {
+	reserved := storetest.NewRedis(t)
+	parent := redis.NewClient(&redis.Options{Addr: storetest.RedisAddr(), DB: reserved.DB,
+		Dialer: func(ctx context.Context, _, _ string) (net.Conn, error) { // a dial that never completes
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}})
+	t.Cleanup(func() { _ = parent.Close() })
+	pipe, own := newPipe(parent)
+	if pipe == nil {
+		t.Fatal("no pipeliner for a *redis.Client")
+	}
+	t.Cleanup(func() { _ = own.Close() })
+	o := own.Options()
+	half := cacheTimeout / 2
+	if o.DialTimeout != half || o.ReadTimeout != half || o.WriteTimeout != half || o.DialerRetries != 1 || o.MaxRetries != 0 {
+		t.Errorf("pipeliner client: dial %s, read %s, write %s, dial attempts %d, retries %d; want %s each, 1 and 0",
+			o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.DialerRetries, o.MaxRetries, half)
+	}
+	if o.PushNotificationProcessor == parent.Options().PushNotificationProcessor {
+		t.Error("the pipeliner's client shares its parent's push notification processor (go-redis then fails to register its handlers)")
+	}
+	if err := pipe.MGet(context.Background(), "iacc:test:a", "iacc:test:b").Err(); err != nil {
+		t.Errorf("pipelined MGET: %v (a dialer copied from the parent never connects)", err)
 	}
 }
