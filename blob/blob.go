@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // ErrNotFound is returned (wrapped) for a key that holds nothing.
@@ -28,6 +29,9 @@ type Store interface {
 // Dir is a Store in a local directory.
 type Dir struct {
 	root string
+	// syncDir makes a directory's entries durable. It is fsyncDir; a test
+	// replaces it to see which directories Put syncs, and when.
+	syncDir func(dir string) error
 }
 
 // NewDir returns a Store rooted at dir, creating it if needed.
@@ -39,7 +43,7 @@ func NewDir(dir string) (*Dir, error) {
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("create blob dir %s: %w", abs, err)
 	}
-	return &Dir{root: abs}, nil
+	return &Dir{root: abs, syncDir: fsyncDir}, nil
 }
 
 // Root is the directory's absolute path.
@@ -54,18 +58,21 @@ func (d *Dir) path(key string) (string, error) {
 }
 
 // Put implements Store: it writes to a temporary file in the same directory,
-// syncs it and renames it over the key.
+// syncs it, renames it over the key and syncs the directory. Put returns only
+// once the blob would survive a crash or a power cut, name included: its
+// callers then record it elsewhere (a documents row) or delete its source
+// (the audit rows an archive holds). The directories it creates are synced
+// into their parents the same way.
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	p, err := d.path(key)
 	if err != nil {
 		return 0, err
 	}
-	// With keys grouped by directory (pdf.BlobKey), the directory exists
-	// almost always: MkdirAll is then a single stat.
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+	dir := filepath.Dir(p)
+	if err := d.makeDir(dir); err != nil {
 		return 0, fmt.Errorf("create blob dir for %s: %w", key, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return 0, fmt.Errorf("create temp file for %s: %w", key, err)
 	}
@@ -84,7 +91,60 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	if err := os.Rename(tmp, p); err != nil {
 		return 0, fmt.Errorf("store blob %s: %w", key, err)
 	}
+	if err := d.syncDir(dir); err != nil {
+		return 0, fmt.Errorf("sync blob dir for %s: %w", key, err)
+	}
 	return n, nil
+}
+
+// makeDir creates dir and its missing parents, syncing each new directory's
+// parent. With keys grouped by directory (pdf.BlobKey), dir exists almost
+// always: that is a single stat.
+func (d *Dir) makeDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if dir == d.root || parent == dir {
+		// The root itself was removed: make it again with its parents.
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return err
+		}
+	} else {
+		if err := d.makeDir(parent); err != nil {
+			return err
+		}
+		// Another Put may have made it meanwhile.
+		if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	return d.syncDir(parent)
+}
+
+// fsyncDir syncs a directory, so that the entries created or renamed in it
+// are on disk. A file system that cannot sync directories (EINVAL) keeps
+// them as well as it can: that is not an error.
+func fsyncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, syscall.EINVAL) {
+		return nil
+	}
+	return err
 }
 
 // Open implements Store.

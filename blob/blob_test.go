@@ -101,3 +101,51 @@ func TestDirPutRemakesRemovedDir(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// Put returns only once the blob's name is durable: it syncs the key's
+// directory after the rename (the file is there under its name when it
+// does), and each directory it creates into its parent. A directory sync
+// that fails fails the Put.
+func TestDirPutSyncsTheDirectoriesItChanges(t *testing.T) {
+	ctx := context.Background()
+	d, err := NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "archive/audit_log/2026-12/000000000001-000000000500.jsonl.gz"
+	final := filepath.Join(d.Root(), filepath.FromSlash(key))
+	var synced []string
+	d.syncDir = func(dir string) error {
+		rel, err := filepath.Rel(d.Root(), dir)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(final); err == nil {
+			rel += " (blob in place)"
+		}
+		synced = append(synced, filepath.ToSlash(rel))
+		return fsyncDir(dir)
+	}
+	if _, err := d.Put(ctx, key, strings.NewReader("one")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{".", "archive", "archive/audit_log", "archive/audit_log/2026-12 (blob in place)"}
+	if strings.Join(synced, ", ") != strings.Join(want, ", ") {
+		t.Errorf("first put synced %q, want %q", synced, want)
+	}
+
+	// The directory exists now: only it is synced, after the rename.
+	synced = nil
+	if _, err := d.Put(ctx, key, strings.NewReader("two")); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"archive/audit_log/2026-12 (blob in place)"}; strings.Join(synced, ", ") != strings.Join(want, ", ") {
+		t.Errorf("second put synced %q, want %q", synced, want)
+	}
+
+	failure := errors.New("disk gone")
+	d.syncDir = func(string) error { return failure }
+	if _, err := d.Put(ctx, key, strings.NewReader("three")); !errors.Is(err, failure) {
+		t.Errorf("put with a failing directory sync: %v, want it to fail with %v", err, failure)
+	}
+}
