@@ -202,7 +202,10 @@ type OutboxStats struct {
 	PublishedTotal int
 }
 
-// GetOutboxStats reads the backlog figures.
+// GetOutboxStats reads the backlog figures. It runs on every metrics scrape,
+// so each count reads only the rows it counts, through an index: the
+// unpublished through ix_outbox_unpublished, the undispatched through
+// ix_outbox_undispatched.
 func GetOutboxStats(ctx context.Context, q Querier) (OutboxStats, error) {
 	var s OutboxStats
 	var oldest sql.NullTime
@@ -213,7 +216,8 @@ func GetOutboxStats(ctx context.Context, q Querier) (OutboxStats, error) {
 	if oldest.Valid {
 		s.OldestPending = &oldest.Time
 	}
-	err = q.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox_events WHERE published_at IS NOT NULL AND dispatched_at IS NULL`).Scan(&s.Undispatched)
+	// ix_outbox_undispatched: only the undispatched rows are read.
+	err = q.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox_events WHERE dispatched_at IS NULL AND published_at IS NOT NULL`).Scan(&s.Undispatched)
 	if err != nil {
 		return s, fmt.Errorf("read outbox dispatch backlog: %w", err)
 	}
