@@ -54,13 +54,28 @@ func PurgeBatch(ctx context.Context, q Querier, p Purge, limit int) (int64, erro
 	return res.RowsAffected()
 }
 
-// RetentionPurges lists what is deleted outright when past retention.
-func RetentionPurges(now time.Time, outboxAge, taskRunAge time.Duration) []Purge {
+// RetentionAges are the periods after which RetentionPurges deletes rows.
+type RetentionAges struct {
+	Outbox     time.Duration // dispatched outbox events
+	TaskRuns   time.Duration // task records
+	Deliveries time.Duration // finished webhook deliveries (with their attempts) and emails
+}
+
+// RetentionPurges lists what is deleted outright when past retention. Each
+// Where is served by an index: outbox events by ix_outbox_created, task
+// runs by ix_task_runs_updated, webhook deliveries by ix_whd_created, emails
+// by ix_emails_status. Deliveries and emails still in progress (pending,
+// sending) are kept whatever their age.
+func RetentionPurges(now time.Time, age RetentionAges) []Purge {
 	now = now.UTC()
 	return []Purge{
-		{Name: "outbox events", Table: "outbox_events", Where: "dispatched_at IS NOT NULL AND created_at < ?", Args: []any{now.Add(-outboxAge)}},
-		{Name: "task runs", Table: "task_runs", Where: "updated_at < ?", Args: []any{now.Add(-taskRunAge)}},
+		{Name: "outbox events", Table: "outbox_events", Where: "dispatched_at IS NOT NULL AND created_at < ?", Args: []any{now.Add(-age.Outbox)}},
+		{Name: "task runs", Table: "task_runs", Where: "updated_at < ?", Args: []any{now.Add(-age.TaskRuns)}},
 		{Name: "idempotency keys", Table: "idempotency_keys", Where: "expires_at < ?", Args: []any{now}},
 		{Name: "refresh tokens", Table: "refresh_tokens", Where: "expires_at < ? OR revoked_at < ?", Args: []any{now, now.Add(-7 * 24 * time.Hour)}},
+		{Name: "webhook deliveries", Table: "webhook_deliveries", Where: "created_at < ? AND state IN (?, ?)",
+			Args: []any{now.Add(-age.Deliveries), WebhookSucceeded, WebhookFailed}},
+		{Name: "emails", Table: "emails", Where: "status IN (?, ?, ?) AND updated_at < ?",
+			Args: []any{EmailSent, EmailFailed, EmailSuppressed, now.Add(-age.Deliveries)}},
 	}
 }

@@ -302,9 +302,14 @@ func loadConfig(getenv envSource) (Config, error) {
 	}
 	c.CatchUpMaxAge = duration("IACC_SCHEDULER_CATCHUP_MAX_AGE", 72*time.Hour, time.Minute, 60*24*time.Hour)
 	c.Retention = retention.Config{
-		AuditLog: duration("IACC_RETENTION_AUDIT_LOG", 90*24*time.Hour, time.Hour, 100*365*24*time.Hour),
-		Outbox:   duration("IACC_RETENTION_OUTBOX", 30*24*time.Hour, time.Hour, 100*365*24*time.Hour),
-		TaskRuns: duration("IACC_RETENTION_TASK_RUNS", 30*24*time.Hour, time.Hour, 100*365*24*time.Hour),
+		AuditLog:   duration("IACC_RETENTION_AUDIT_LOG", 90*24*time.Hour, time.Hour, 100*365*24*time.Hour),
+		Outbox:     duration("IACC_RETENTION_OUTBOX", 30*24*time.Hour, time.Hour, 100*365*24*time.Hour),
+		TaskRuns:   duration("IACC_RETENTION_TASK_RUNS", 30*24*time.Hour, time.Hour, 100*365*24*time.Hour),
+		Deliveries: duration("IACC_RETENTION_DELIVERIES", 90*24*time.Hour, time.Hour, 100*365*24*time.Hour),
+	}
+	if c.Retention.Deliveries < c.Retention.Outbox {
+		fail("IACC_RETENTION_DELIVERIES", fmt.Sprintf("must not be shorter than IACC_RETENTION_OUTBOX (%s), got %s: the delivery records keep a redelivered event's webhooks and emails from being sent twice",
+			c.Retention.Outbox, c.Retention.Deliveries))
 	}
 
 	c.Backup = loadBackupConfig(str, integer, duration, fail)

@@ -21,7 +21,12 @@ type Config struct {
 	AuditLog time.Duration // 90 days
 	Outbox   time.Duration // 30 days (published and dispatched events only)
 	TaskRuns time.Duration // 30 days
-	Batch    int           // rows per statement (1000)
+	// Deliveries: finished webhook deliveries, their attempts and finished
+	// emails; 90 days, and never less than Outbox: the records are what
+	// makes a redelivered event's webhooks and emails no-ops, so they must
+	// outlive the event.
+	Deliveries time.Duration
+	Batch      int // rows per statement (1000)
 }
 
 func (c *Config) defaults() {
@@ -34,6 +39,10 @@ func (c *Config) defaults() {
 	if c.TaskRuns <= 0 {
 		c.TaskRuns = 30 * 24 * time.Hour
 	}
+	if c.Deliveries <= 0 {
+		c.Deliveries = 90 * 24 * time.Hour
+	}
+	c.Deliveries = max(c.Deliveries, c.Outbox)
 	if c.Batch <= 0 {
 		c.Batch = 1000
 	}
@@ -84,7 +93,7 @@ func (h *Handler) Run(ctx context.Context, now time.Time) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	for _, p := range store.RetentionPurges(now, h.cfg.Outbox, h.cfg.TaskRuns) {
+	for _, p := range store.RetentionPurges(now, store.RetentionAges{Outbox: h.cfg.Outbox, TaskRuns: h.cfg.TaskRuns, Deliveries: h.cfg.Deliveries}) {
 		for {
 			n, err := store.PurgeBatch(ctx, h.db, p, h.cfg.Batch)
 			res.Purged[p.Name] += n
