@@ -29,7 +29,7 @@ type Store interface {
 // Dir is a Store in a local directory.
 type Dir struct {
 	root string
-	// syncDir makes a directory's entries durable. It is fsyncDir; a test
+	// syncDir makes a directory's entries durable. It is SyncDir; a test
 	// replaces it to see which directories Put syncs, and when.
 	syncDir func(dir string) error
 }
@@ -43,7 +43,7 @@ func NewDir(dir string) (*Dir, error) {
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("create blob dir %s: %w", abs, err)
 	}
-	return &Dir{root: abs, syncDir: fsyncDir}, nil
+	return &Dir{root: abs, syncDir: SyncDir}, nil
 }
 
 // Root is the directory's absolute path.
@@ -129,10 +129,10 @@ func (d *Dir) makeDir(dir string) error {
 	return d.syncDir(parent)
 }
 
-// fsyncDir syncs a directory, so that the entries created or renamed in it
+// SyncDir syncs a directory, so that the entries created or renamed in it
 // are on disk. A file system that cannot sync directories (EINVAL) keeps
 // them as well as it can: that is not an error.
-func fsyncDir(dir string) error {
+func SyncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -124,7 +124,7 @@ func TestDirPutSyncsTheDirectoriesItChanges(t *testing.T) {
 			rel += " (blob in place)"
 		}
 		synced = append(synced, filepath.ToSlash(rel))
-		return fsyncDir(dir)
+		return SyncDir(dir)
 	}
 	if _, err := d.Put(ctx, key, strings.NewReader("one")); err != nil {
 		t.Fatal(err)

@@ -110,31 +110,28 @@ func (b backupConfig) s3Config() backup.S3Config {
 func localBackupKey(dir string) (*age.X25519Identity, error) {
 	path := filepath.Join(dir, "backup-age-key.txt")
 	b, err := os.ReadFile(path)
-	if err == nil {
-		ids, err := backup.ParseIdentities(string(b))
-		if err != nil || len(ids) != 1 {
-			return nil, fmt.Errorf("%s: not an age key file", path)
+	if errors.Is(err, os.ErrNotExist) {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			return nil, fmt.Errorf("generate backup key: %w", err)
 		}
-		if id, ok := ids[0].(*age.X25519Identity); ok {
-			return id, nil
+		content := fmt.Sprintf("# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), id.Recipient(), id)
+		// Another process may have created it meanwhile: its key wins.
+		b, err = createOnce(path, []byte(content))
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("%s: not an X25519 age key", path)
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+	} else if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		return nil, fmt.Errorf("generate backup key: %w", err)
+	ids, err := backup.ParseIdentities(string(b))
+	if err != nil || len(ids) != 1 {
+		return nil, fmt.Errorf("%s: not an age key file", path)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
+	if id, ok := ids[0].(*age.X25519Identity); ok {
+		return id, nil
 	}
-	content := fmt.Sprintf("# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), id.Recipient(), id)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	return id, nil
+	return nil, fmt.Errorf("%s: not an X25519 age key", path)
 }
 
 // newBackupService builds the backup service of a process. queue and set

@@ -337,19 +337,26 @@ func localJWTSecret(dir string) ([]byte, error) {
 	if err == nil && len(strings.TrimSpace(string(b))) >= 32 {
 		return []byte(strings.TrimSpace(string(b))), nil
 	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	switch {
+	case err == nil: // too short to be ours: replace it
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("replace %s: %w", path, err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, fmt.Errorf("generate JWT secret: %w", err)
 	}
-	secret := hex.EncodeToString(raw)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
+	// Another process may have created it meanwhile: its secret wins.
+	b, err = createOnce(path, []byte(hex.EncodeToString(raw)+"\n"))
+	if err != nil {
+		return nil, err
 	}
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
+	secret := strings.TrimSpace(string(b))
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("%s holds fewer than 32 characters", path)
 	}
 	return []byte(secret), nil
 }
