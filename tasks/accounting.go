@@ -26,7 +26,7 @@ func (AccountingSync) Kind() string { return "accounting:sync" }
 // Retry-After and iacc's own per-tenant rate limit ask for their delay
 // through RetryIn instead.
 func (AccountingSync) Options() Options {
-	return Options{Queue: QueueLow, MaxRetry: 30, Timeout: 2 * time.Minute, Retention: time.Hour}
+	return Options{Queue: QueueLow, MaxRetry: 30, Timeout: 2 * time.Minute, Retention: EffectRetention}
 }
 
 // RetryDelay implements Backoff: 5 s doubling up to 15 min, with ±10 %

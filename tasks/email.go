@@ -46,7 +46,7 @@ func (EmailSend) Kind() string { return "email:send" }
 
 // Options implements Payload.
 func (EmailSend) Options() Options {
-	return Options{Queue: QueueDefault, MaxRetry: 12, Timeout: time.Minute, Retention: time.Hour}
+	return Options{Queue: QueueDefault, MaxRetry: 12, Timeout: time.Minute, Retention: EffectRetention}
 }
 
 // AttachesDocument reports whether the email attaches its subject's PDF

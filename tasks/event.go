@@ -20,7 +20,7 @@ func (EventDispatch) Kind() string { return "event:dispatch" }
 // so that a late re-publish of the same event (relay after a crash) is
 // absorbed by the TaskID instead of dispatching again.
 func (EventDispatch) Options() Options {
-	return Options{Queue: QueueCritical, MaxRetry: 25, Timeout: 30 * time.Second, Retention: time.Hour}
+	return Options{Queue: QueueCritical, MaxRetry: 25, Timeout: 30 * time.Second, Retention: EffectRetention}
 }
 
 // EventTaskID is the TaskID of an event's dispatch task.

@@ -24,7 +24,7 @@ func (PDFRender) Kind() string { return "pdf:render" }
 
 // Options implements Payload.
 func (PDFRender) Options() Options {
-	return Options{Queue: QueueDefault, MaxRetry: 10, Timeout: 2 * time.Minute, Retention: time.Hour}
+	return Options{Queue: QueueDefault, MaxRetry: 10, Timeout: 2 * time.Minute, Retention: EffectRetention}
 }
 
 // TaskID is deterministic per document version: rendering is requested once.

@@ -32,7 +32,7 @@ const webhookMaxRetry = 12
 // Options implements Payload. The timeout covers the HTTP exchange (15 s by
 // default) and the bookkeeping around it.
 func (WebhookDeliver) Options() Options {
-	return Options{Queue: QueueCritical, MaxRetry: webhookMaxRetry, Timeout: time.Minute, Retention: time.Hour}
+	return Options{Queue: QueueCritical, MaxRetry: webhookMaxRetry, Timeout: time.Minute, Retention: EffectRetention}
 }
 
 // TaskID is deterministic per delivery round.
