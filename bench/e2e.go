@@ -22,6 +22,9 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/iacc/iacc/tasks"
 )
 
 // Scenario 4: end to end. Orders are created at a fixed rate (open loop)
@@ -334,6 +337,7 @@ func runE2E(ctx context.Context, h *Harness) ([]Row, error) {
 	n := int(float64(opt.Rate) * opt.Duration.Seconds())
 	h.logf("e2e: %d orders/s for %s (%d orders), at most %d in flight", opt.Rate, opt.Duration, n, opt.InFlight)
 	waited, busy := h.waitQuiet(ctx)
+	redisBefore, redisBeforeErr := redisUsedMemory(ctx, h.rdb)
 	orders := make([]e2eOrder, n)
 	st := stepStats{Clients: opt.InFlight, Window: opt.Duration, ErrorKinds: map[string]int{}, Metrics: map[string]float64{}}
 	probes := []probe{h.cpuProbe(), newRSSProbe(srv.pid)}
@@ -569,8 +573,36 @@ func runE2E(ctx context.Context, h *Harness) ([]Row, error) {
 	dr.check(fmt.Sprintf("drained ≤ %s", e2eDrainTarget), drained && drainTime <= e2eDrainTarget)
 	dr.note(fmt.Sprintf("last webhook/email %.1fs after the last answer; %d webhooks, %d vendor + %d accounting emails; queues: %s",
 		max(lastArrival.Sub(loadEnd), 0).Seconds(), len(created)-mh, len(created)-mv, len(created)-mi, queued))
+	// What the load left in Redis: asynq keeps each completed task for its
+	// retention (tasks.EffectRetention), so this is what a sustained rate
+	// holds.
+	if redisAfter, err := redisUsedMemory(ctx, h.rdb); err == nil && redisBeforeErr == nil && len(created) > 0 {
+		perOrder := float64(redisAfter-redisBefore) / float64(len(created))
+		dr.Metrics["redis_bytes_per_order"] = round2(perOrder)
+		dr.note(fmt.Sprintf("Redis memory +%.1f MB after the load, %.1f KB per order (completed tasks are kept %s: %d orders/s sustained hold ≈%.0f MB)",
+			float64(redisAfter-redisBefore)/1e6, perOrder/1e3, tasks.EffectRetention, opt.Rate, perOrder*float64(opt.Rate)*tasks.EffectRetention.Seconds()/1e6))
+	}
 	rows = append(rows, dr)
 	return rows, nil
+}
+
+// redisUsedMemory is Redis's used_memory (INFO memory): the bytes its
+// allocator holds for data.
+func redisUsedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
+	info, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, fmt.Errorf("read Redis memory: %w", err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("read Redis memory: used_memory %q: %w", v, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, errors.New("read Redis memory: no used_memory in INFO memory")
 }
 
 // sendOrder POSTs an order (body nil: the call's own) and records when it
