@@ -105,24 +105,8 @@ func auditOf(t *testing.T, db *store.DB, tenantID int64, entityType string, id i
 // eventTypes lists the outbox event types of one aggregate, oldest first.
 func eventTypes(t *testing.T, db *store.DB, tenantID int64, aggregateType string, id int64) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT event_type FROM outbox_events WHERE tenant_id = ? AND aggregate_type = ? AND aggregate_id = ? ORDER BY id`,
+	return storetest.Strings(t, db, `SELECT event_type FROM outbox_events WHERE tenant_id = ? AND aggregate_type = ? AND aggregate_id = ? ORDER BY id`,
 		tenantID, aggregateType, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var typ string
-		if err := rows.Scan(&typ); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, typ)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func decodeJSON[T any](t *testing.T, raw []byte) T {

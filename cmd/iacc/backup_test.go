@@ -23,20 +23,7 @@ var backupIDOut = regexp.MustCompile(`backup (\d{8}T\d{6}Z) written`)
 // vendorNames lists the vendors of a database, in id order.
 func vendorNames(t *testing.T, db *store.DB, schema string) []string {
 	t.Helper()
-	rows, err := db.QueryContext(context.Background(), "SELECT name FROM "+store.QuoteIdent(schema)+".vendors ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
+	return storetest.Strings(t, db, "SELECT name FROM "+store.QuoteIdent(schema)+".vendors ORDER BY id")
 }
 
 // iacc backup run | list | verify | restore, end to end through the

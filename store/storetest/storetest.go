@@ -203,3 +203,26 @@ func PurchaseOrder(t testing.TB, db *store.DB, tenantID, vendorID int64, n int) 
 	}
 	return out
 }
+
+// Strings runs query and returns the first column of every row as a string,
+// in the order the rows come.
+func Strings(t testing.TB, q store.Querier, query string, args ...any) []string {
+	t.Helper()
+	rows, err := q.QueryContext(context.Background(), query, args...)
+	if err != nil {
+		t.Fatalf("storetest: %s: %v", query, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatalf("storetest: %s: %v", query, err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("storetest: %s: %v", query, err)
+	}
+	return out
+}

@@ -223,19 +223,7 @@ func seed(t *testing.T, db *store.DB) {
 func snapshot(t *testing.T, q store.Querier, schema string) map[string][]string {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := q.QueryContext(ctx, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'`, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, n)
-	}
-	rows.Close()
+	tables := storetest.Strings(t, q, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'`, schema)
 	out := map[string][]string{}
 	for _, tbl := range tables {
 		full := store.QuoteIdent(schema) + "." + store.QuoteIdent(tbl)

@@ -163,25 +163,7 @@ func TestRetentionPurgesFinishedDeliveriesAndEmails(t *testing.T) {
 	if res.Purged["webhook deliveries"] != 2 || res.Purged["emails"] != 3 {
 		t.Errorf("purged %v, want 2 webhook deliveries and 3 emails", res.Purged)
 	}
-	left := func(query string) string {
-		rows, err := db.QueryContext(ctx, query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var names []string
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			names = append(names, n)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return strings.Join(names, ", ")
-	}
+	left := func(query string) string { return strings.Join(storetest.Strings(t, db, query), ", ") }
 	if got := left(`SELECT msg_id FROM webhook_deliveries ORDER BY id`); got != "old-pending, recent-succeeded" {
 		t.Errorf("deliveries left: %s", got)
 	}
