@@ -593,16 +593,15 @@ func redisUsedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read Redis memory: %w", err)
 	}
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("read Redis memory: used_memory %q: %w", v, err)
-			}
-			return n, nil
-		}
+	v, ok := infoField(info, "used_memory")
+	if !ok {
+		return 0, errors.New("read Redis memory: no used_memory in INFO memory")
 	}
-	return 0, errors.New("read Redis memory: no used_memory in INFO memory")
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("read Redis memory: used_memory %q: %w", v, err)
+	}
+	return n, nil
 }
 
 // sendOrder POSTs an order (body nil: the call's own) and records when it

@@ -118,6 +118,16 @@ func (h *Harness) setupDatabase(ctx context.Context) error {
 // the same time never has its database flushed under it (and vice versa).
 func redisLockKey(i int) string { return fmt.Sprintf("iacc:test:redis-db-lock:%d", i) }
 
+// infoField is the value of name in the text of Redis's INFO command.
+func infoField(info, name string) (string, bool) {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
 func (h *Harness) setupRedis(ctx context.Context) error {
 	ctl := redis.NewClient(&redis.Options{Addr: h.cfg.RedisAddr, DB: 0})
 	info, err := ctl.Info(ctx, "server").Result()
@@ -125,11 +135,7 @@ func (h *Harness) setupRedis(ctx context.Context) error {
 		_ = ctl.Close()
 		return fmt.Errorf("connect to Redis at %s: %w", h.cfg.RedisAddr, err)
 	}
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
-			h.redisVersion = v
-		}
-	}
+	h.redisVersion, _ = infoField(info, "redis_version")
 	token := lockToken(os.Getpid())
 	key := redisLockKey(h.cfg.RedisDB)
 	deadline := time.Now().Add(30 * time.Second)
