@@ -29,7 +29,7 @@ type Store interface {
 // Dir is a Store in a local directory.
 type Dir struct {
 	root string
-	// syncDir makes a directory's entries durable. It is SyncDir; a test
+	// syncDir makes a directory's entries durable. It is fsyncDir; a test
 	// replaces it to see which directories Put syncs, and when.
 	syncDir func(dir string) error
 }
@@ -43,7 +43,7 @@ func NewDir(dir string) (*Dir, error) {
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("create blob dir %s: %w", abs, err)
 	}
-	return &Dir{root: abs, syncDir: SyncDir}, nil
+	return &Dir{root: abs, syncDir: fsyncDir}, nil
 }
 
 // Root is the directory's absolute path.
@@ -64,6 +64,25 @@ func (d *Dir) path(key string) (string, error) {
 // (the audit rows an archive holds). The directories it creates are synced
 // into their parents the same way.
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	return d.put(ctx, key, r, os.Rename)
+}
+
+// PutNew stores everything read from r under key unless key holds a file
+// already, and reports whether it stored it. It writes as Put does but
+// hard-links the temporary file to the key instead of renaming it over it:
+// of writers racing for a new key, one wins and the others leave its file
+// as it is. Durable as Put.
+func (d *Dir) PutNew(ctx context.Context, key string, r io.Reader) (bool, error) {
+	_, err := d.put(ctx, key, r, os.Link)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// put writes r to a synced temporary file in key's directory, gives it the
+// key's name with place (os.Rename or os.Link) and syncs the directory.
+func (d *Dir) put(ctx context.Context, key string, r io.Reader, place func(oldpath, newpath string) error) (int64, error) {
 	p, err := d.path(key)
 	if err != nil {
 		return 0, err
@@ -77,7 +96,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 		return 0, fmt.Errorf("create temp file for %s: %w", key, err)
 	}
 	tmp := f.Name()
-	defer func() { _ = os.Remove(tmp) }() // a no-op after a successful rename
+	defer func() { _ = os.Remove(tmp) }() // after a rename, a no-op; after a link, drops the temporary name
 	n, err := io.Copy(f, readerWithContext{ctx, r})
 	if err == nil {
 		err = f.Sync()
@@ -88,7 +107,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("write blob %s: %w", key, err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := place(tmp, p); err != nil {
 		return 0, fmt.Errorf("store blob %s: %w", key, err)
 	}
 	if err := d.syncDir(dir); err != nil {
@@ -129,10 +148,10 @@ func (d *Dir) makeDir(dir string) error {
 	return d.syncDir(parent)
 }
 
-// SyncDir syncs a directory, so that the entries created or renamed in it
+// fsyncDir syncs a directory, so that the entries created or renamed in it
 // are on disk. A file system that cannot sync directories (EINVAL) keeps
 // them as well as it can: that is not an error.
-func SyncDir(dir string) error {
+func fsyncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

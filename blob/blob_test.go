@@ -124,7 +124,7 @@ func TestDirPutSyncsTheDirectoriesItChanges(t *testing.T) {
 			rel += " (blob in place)"
 		}
 		synced = append(synced, filepath.ToSlash(rel))
-		return SyncDir(dir)
+		return fsyncDir(dir)
 	}
 	if _, err := d.Put(ctx, key, strings.NewReader("one")); err != nil {
 		t.Fatal(err)
@@ -147,5 +147,39 @@ func TestDirPutSyncsTheDirectoriesItChanges(t *testing.T) {
 	d.syncDir = func(string) error { return failure }
 	if _, err := d.Put(ctx, key, strings.NewReader("three")); !errors.Is(err, failure) {
 		t.Errorf("put with a failing directory sync: %v, want it to fail with %v", err, failure)
+	}
+}
+
+// PutNew stores a new key, durably as Put, and leaves a key that holds a
+// file as it is.
+func TestDirPutNewKeepsTheFirstFile(t *testing.T) {
+	ctx := context.Background()
+	d, err := NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "keys/first.txt"
+	var synced []string
+	d.syncDir = func(dir string) error {
+		if _, err := os.Stat(filepath.Join(d.Root(), key)); err == nil {
+			synced = append(synced, filepath.Base(dir)+" (file in place)")
+		}
+		return fsyncDir(dir)
+	}
+	for i, body := range []string{"first", "second"} {
+		created, err := d.PutNew(ctx, key, strings.NewReader(body))
+		if err != nil || created != (i == 0) {
+			t.Fatalf("PutNew %q: created %v, err %v; want created %v", body, created, err, i == 0)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(d.Root(), key))
+	if err != nil || string(got) != "first" {
+		t.Errorf("the key holds %q (%v), want the first file", got, err)
+	}
+	if want := []string{"keys (file in place)"}; strings.Join(synced, ", ") != strings.Join(want, ", ") {
+		t.Errorf("synced after the link: %q, want %q", synced, want)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(d.Root(), "keys")); len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
 	}
 }
