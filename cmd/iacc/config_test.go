@@ -31,22 +31,22 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"bad env":                                {map[string]string{"IACC_ENV": "staging"}, "IACC_ENV"},
-		"production secret":                      {map[string]string{"IACC_ENV": "production", "IACC_MAIL_FROM": "a@b.test"}, "IACC_JWT_SECRET: is required"},
-		"short secret":                           {map[string]string{"IACC_JWT_SECRET": "short"}, "IACC_JWT_SECRET: must be at least 32 bytes"},
-		"dsn without db":                         {map[string]string{"IACC_MYSQL_DSN": "root@tcp(127.0.0.1:3306)/"}, "IACC_MYSQL_DSN"},
-		"garbage dsn":                            {map[string]string{"IACC_MYSQL_DSN": "nonsense"}, "IACC_MYSQL_DSN"},
-		"redis url":                              {map[string]string{"IACC_REDIS_URL": "http://x"}, "IACC_REDIS_URL"},
-		"redis db index":                         {map[string]string{"IACC_REDIS_URL": "redis://127.0.0.1:6379/abc"}, "IACC_REDIS_URL"},
-		"http addr":                              {map[string]string{"IACC_HTTP_ADDR": "8080"}, "IACC_HTTP_ADDR"},
-		"log level":                              {map[string]string{"IACC_LOG_LEVEL": "loud"}, "IACC_LOG_LEVEL"},
-		"duration":                               {map[string]string{"IACC_WORKER_POLL_INTERVAL": "fast"}, "IACC_WORKER_POLL_INTERVAL"},
-		"integer":                                {map[string]string{"IACC_WORKER_CONCURRENCY": "0"}, "IACC_WORKER_CONCURRENCY"},
-		"smtp url":                               {map[string]string{"IACC_SMTP_URL": "ftp://mail:pw@x"}, "IACC_SMTP_URL"},
-		"production from":                        {map[string]string{"IACC_ENV": "production", "IACC_JWT_SECRET": long}, "IACC_MAIL_FROM: is required"},
-		"webhook ports":                          {map[string]string{"IACC_WEBHOOK_ALLOWED_PORTS": "80,http"}, "IACC_WEBHOOK_ALLOWED_PORTS"},
-		"bool":                                   {map[string]string{"IACC_WEBHOOK_ALLOW_PRIVATE": "maybe"}, "IACC_WEBHOOK_ALLOW_PRIVATE"},
-		"deliveries kept less than their events": {map[string]string{"IACC_RETENTION_DELIVERIES": "240h"}, "IACC_RETENTION_DELIVERIES: must not be shorter than IACC_RETENTION_OUTBOX"},
+		"bad env":           {map[string]string{"IACC_ENV": "staging"}, "IACC_ENV"},
+		"production secret": {map[string]string{"IACC_ENV": "production", "IACC_MAIL_FROM": "a@b.test"}, "IACC_JWT_SECRET: is required"},
+		"short secret":      {map[string]string{"IACC_JWT_SECRET": "short"}, "IACC_JWT_SECRET: must be at least 32 bytes"},
+		"dsn without db":    {map[string]string{"IACC_MYSQL_DSN": "root@tcp(127.0.0.1:3306)/"}, "IACC_MYSQL_DSN"},
+		"garbage dsn":       {map[string]string{"IACC_MYSQL_DSN": "nonsense"}, "IACC_MYSQL_DSN"},
+		"redis url":         {map[string]string{"IACC_REDIS_URL": "http://x"}, "IACC_REDIS_URL"},
+		"redis db index":    {map[string]string{"IACC_REDIS_URL": "redis://127.0.0.1:6379/abc"}, "IACC_REDIS_URL"},
+		"http addr":         {map[string]string{"IACC_HTTP_ADDR": "8080"}, "IACC_HTTP_ADDR"},
+		"log level":         {map[string]string{"IACC_LOG_LEVEL": "loud"}, "IACC_LOG_LEVEL"},
+		"duration":          {map[string]string{"IACC_WORKER_POLL_INTERVAL": "fast"}, "IACC_WORKER_POLL_INTERVAL"},
+		"integer":           {map[string]string{"IACC_WORKER_CONCURRENCY": "0"}, "IACC_WORKER_CONCURRENCY"},
+		"smtp url":          {map[string]string{"IACC_SMTP_URL": "ftp://mail:pw@x"}, "IACC_SMTP_URL"},
+		"production from":   {map[string]string{"IACC_ENV": "production", "IACC_JWT_SECRET": long}, "IACC_MAIL_FROM: is required"},
+		"webhook ports":     {map[string]string{"IACC_WEBHOOK_ALLOWED_PORTS": "80,http"}, "IACC_WEBHOOK_ALLOWED_PORTS"},
+		"bool":              {map[string]string{"IACC_WEBHOOK_ALLOW_PRIVATE": "maybe"}, "IACC_WEBHOOK_ALLOW_PRIVATE"},
+		"short deliveries":  {map[string]string{"IACC_RETENTION_DELIVERIES": "240h"}, "IACC_RETENTION_DELIVERIES: must not be shorter than IACC_RETENTION_OUTBOX"},
 	} {
 		_, err := loadConfig(mapEnv(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
