@@ -102,7 +102,7 @@ func (f *Fonts) renderIn(ctx context.Context, w io.Writer, fc *face, info docInf
 		err = errInexact
 	}
 	if err == nil {
-		err = d.p.Output(w)
+		err = writePDF(w, d.p)
 	}
 	return err
 }
@@ -131,8 +131,8 @@ func newDocument(f *Fonts, fc *face, info docInfo) *document {
 	}
 	p.SetCreationDate(date)
 	p.SetModificationDate(date)
-	p.SetCatalogSort(true) // objects in a fixed order: same input, same bytes
-	p.SetCompression(true)
+	p.SetCatalogSort(true)  // objects in a fixed order: same input, same bytes
+	p.SetCompression(false) // writePDF deflates the page contents
 	p.SetCreator("iacc", false)
 	// The metadata is UTF-8 (fpdf writes it as UTF-16) in either face.
 	p.SetTitle(f.clean(info.title, false), true)
