@@ -307,8 +307,8 @@ func TestRotateWebhookSecret(t *testing.T) {
 	if err != nil || ep.Secret != rot.Secret || ep.PreviousSecret != w.Secret {
 		t.Fatalf("stored secrets do not match the rotation (%v)", err)
 	}
-	if s := ep.SigningSecrets(time.Now()); len(s) != 2 {
-		t.Errorf("%d signing secrets during the overlap, want 2", len(s))
+	if s, err := ep.SigningSecrets(time.Now()); err != nil || len(s) != 2 {
+		t.Errorf("%d signing secrets during the overlap, want 2 (%v)", len(s), err)
 	}
 	var got webhookJSON
 	b.do(t, "GET", path("/api/webhooks/%d", w.ID), b.A.AdminToken, nil).decode(t, &got)

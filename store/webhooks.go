@@ -63,22 +63,31 @@ type WebhookEndpoint struct {
 	DisabledAt              *time.Time
 	DisabledNotifiedAt      *time.Time
 	FailingSince            *time.Time
-	Secret                  string
+	Secret                  string // "" when it could not be opened (secretErr)
 	PreviousSecret          string
 	PreviousSecretExpiresAt *time.Time
 	SecretRotatedAt         *time.Time
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
+
+	// secretErr is why the stored secrets could not be opened (a key
+	// missing from IACC_SECRET_KEYS): only signing needs them, so the
+	// endpoint loads anyway, and SigningSecrets reports it.
+	secretErr error
 }
 
 // SigningSecrets are the secrets deliveries are signed with at t: the
 // current one and, during a rotation's overlap window, the previous one.
-func (e WebhookEndpoint) SigningSecrets(t time.Time) []string {
+// It fails when the stored secrets could not be opened.
+func (e WebhookEndpoint) SigningSecrets(t time.Time) ([]string, error) {
+	if e.secretErr != nil {
+		return nil, e.secretErr
+	}
 	out := []string{e.Secret}
 	if e.PreviousSecret != "" && e.PreviousSecretExpiresAt != nil && t.Before(*e.PreviousSecretExpiresAt) {
 		out = append(out, e.PreviousSecret)
 	}
-	return out
+	return out, nil
 }
 
 // Subscribes reports whether the endpoint wants events of type t.
@@ -101,16 +110,30 @@ func webhookEndpointSummary(e WebhookEndpoint) webhookEndpointJSON {
 const webhookEndpointCols = `id, tenant_id, url, description, enabled, disabled_reason, disabled_at, disabled_notified_at, failing_since,
 	secret, previous_secret, previous_secret_expires_at, secret_rotated_at, created_at, updated_at`
 
+// webhookSecretColumn is the additional data of sealed signing secrets
+// (current and previous: the previous one is a former current one).
+const webhookSecretColumn = "webhook_endpoints.secret"
+
 // webhookEndpointDest is the scan destination of webhookEndpointCols into e,
-// and what completes e after the scan.
+// and what completes e after the scan: it opens the sealed secrets (or
+// records in secretErr why it could not).
 func webhookEndpointDest(e *WebhookEndpoint) (dest []any, done func()) {
 	var disabledAt, notifiedAt, failingSince, prevExpires, rotatedAt sql.NullTime
 	var prev sql.NullString
 	return []any{&e.ID, &e.TenantID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &disabledAt, &notifiedAt, &failingSince,
 			&e.Secret, &prev, &prevExpires, &rotatedAt, &e.CreatedAt, &e.UpdatedAt}, func() {
-			e.PreviousSecret = prev.String
 			e.DisabledAt, e.DisabledNotifiedAt, e.FailingSince = optTime(disabledAt), optTime(notifiedAt), optTime(failingSince)
 			e.PreviousSecretExpiresAt, e.SecretRotatedAt = optTime(prevExpires), optTime(rotatedAt)
+			secret, err := openColumn(e.Secret, webhookSecretColumn)
+			if err == nil {
+				e.PreviousSecret, err = openColumn(prev.String, webhookSecretColumn)
+			}
+			if err != nil {
+				e.Secret, e.PreviousSecret = "", ""
+				e.secretErr = fmt.Errorf("webhook endpoint %d: %w", e.ID, err)
+				return
+			}
+			e.Secret = secret
 		}
 }
 
@@ -214,8 +237,12 @@ func CreateWebhookEndpoint(ctx context.Context, q Querier, e WebhookEndpoint, ac
 	if !e.Enabled {
 		e.DisabledReason, e.DisabledAt = WebhookDisabledManual, &e.CreatedAt
 	}
+	sealed, err := sealColumn(e.Secret, webhookSecretColumn)
+	if err != nil {
+		return WebhookEndpoint{}, err
+	}
 	res, err := q.ExecContext(ctx, `INSERT INTO webhook_endpoints (tenant_id, url, description, enabled, disabled_reason, disabled_at, secret, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.TenantID, e.URL, e.Description, e.Enabled, e.DisabledReason, sqlTime(e.DisabledAt), e.Secret, e.CreatedAt, e.UpdatedAt)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.TenantID, e.URL, e.Description, e.Enabled, e.DisabledReason, sqlTime(e.DisabledAt), sealed, e.CreatedAt, e.UpdatedAt)
 	if err != nil {
 		return WebhookEndpoint{}, mapErr(err, "insert webhook endpoint")
 	}
@@ -352,9 +379,22 @@ func RotateWebhookSecret(ctx context.Context, q Querier, tenantID, id int64, ove
 	}
 	t := now()
 	expires := t.Add(overlap)
+	if e.secretErr != nil {
+		// The old secret cannot be opened (its key is lost): nothing can
+		// sign with it, so there is no overlap.
+		e.Secret, expires, e.secretErr = "", t, nil
+	}
 	e.PreviousSecret, e.PreviousSecretExpiresAt, e.Secret, e.SecretRotatedAt, e.UpdatedAt = e.Secret, &expires, secret, &t, t
+	sealedPrev, err := sealColumn(e.PreviousSecret, webhookSecretColumn)
+	if err != nil {
+		return WebhookEndpoint{}, err
+	}
+	sealed, err := sealColumn(e.Secret, webhookSecretColumn)
+	if err != nil {
+		return WebhookEndpoint{}, err
+	}
 	if _, err := q.ExecContext(ctx, `UPDATE webhook_endpoints SET previous_secret = ?, previous_secret_expires_at = ?, secret = ?,
-		secret_rotated_at = ?, updated_at = ? WHERE id = ?`, e.PreviousSecret, expires, e.Secret, t, t, e.ID); err != nil {
+		secret_rotated_at = ?, updated_at = ? WHERE id = ?`, sealedPrev, expires, sealed, t, t, e.ID); err != nil {
 		return WebhookEndpoint{}, fmt.Errorf("rotate webhook endpoint %d secret: %w", id, err)
 	}
 	_, err = RecordChange(ctx, q, Change{TenantID: tenantID, ActorID: actorID, RequestID: requestID, Action: "webhook_endpoint.rotate_secret",

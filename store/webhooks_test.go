@@ -97,11 +97,11 @@ func TestWebhookEndpointLifecycle(t *testing.T) {
 		t.Fatalf("rotated secrets: new %q previous %q (old %q)", rot.Secret, rot.PreviousSecret, e.Secret)
 	}
 	got, _ = store.GetWebhookEndpoint(ctx, db, ten.ID, e.ID)
-	if s := got.SigningSecrets(time.Now()); !slices.Equal(s, []string{rot.Secret, e.Secret}) {
-		t.Errorf("signing secrets during overlap = %d secrets", len(s))
+	if s, err := got.SigningSecrets(time.Now()); err != nil || !slices.Equal(s, []string{rot.Secret, e.Secret}) {
+		t.Errorf("signing secrets during overlap = %d secrets (%v)", len(s), err)
 	}
-	if s := got.SigningSecrets(time.Now().Add(2 * time.Hour)); !slices.Equal(s, []string{rot.Secret}) {
-		t.Errorf("signing secrets after overlap = %d secrets", len(s))
+	if s, err := got.SigningSecrets(time.Now().Add(2 * time.Hour)); err != nil || !slices.Equal(s, []string{rot.Secret}) {
+		t.Errorf("signing secrets after overlap = %d secrets (%v)", len(s), err)
 	}
 
 	// Deleting takes the subscriptions, deliveries and attempts along.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,9 +63,24 @@ func NewDB(t testing.TB) *store.DB {
 	return db
 }
 
+// SecretKeys is the IACC_SECRET_KEYS of tests. NewDB makes it the process's
+// keyring, so every test's webhook secrets are sealed with it, and servers
+// or commands run in the test process must be given this same value (the
+// keyring is one per process).
+const SecretKeys = "test:dGVzdC1zZWNyZXQta2V5LTAxMjM0NTY3ODlhYmNkZWY="
+
+var useTestKeys sync.Once
+
 // NewDBWithDSN is NewDB that also returns the database's DSN.
 func NewDBWithDSN(t testing.TB) (*store.DB, string) {
 	t.Helper()
+	useTestKeys.Do(func() {
+		k, err := store.ParseKeyring(SecretKeys)
+		if err != nil {
+			panic(err)
+		}
+		store.UseKeyring(k)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	name := "iacc_test_" + randomSuffix()

@@ -189,6 +189,12 @@ func (h *Handler) Handle(ctx context.Context, p tasks.WebhookDeliver, _ *asynq.T
 	if err != nil {
 		return tasks.Permanent(err)
 	}
+	if _, err := ep.SigningSecrets(time.Now()); err != nil {
+		// A key missing from IACC_SECRET_KEYS is this process's
+		// configuration, not the receiver's fault: no attempt is recorded,
+		// and the task retries like one that found MySQL down.
+		return err
+	}
 	if !h.acquire(ep.ID) {
 		return tasks.RetryIn(h.waitForSlot(ep.ID), fmt.Errorf("webhook endpoint %d has %d deliveries in flight: %w", ep.ID, h.cfg.MaxInFlightPerEndpoint, tasks.ErrWaiting))
 	}
@@ -239,7 +245,12 @@ type result struct {
 func (h *Handler) attempt(ctx context.Context, ep store.WebhookEndpoint, d store.WebhookDelivery, body []byte) result {
 	res := result{started: time.Now()}
 	defer func() { res.duration = time.Since(res.started) }()
-	sig, err := Sign(ep.SigningSecrets(res.started), d.MsgID, res.started, body)
+	secrets, err := ep.SigningSecrets(res.started)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	sig, err := Sign(secrets, d.MsgID, res.started, body)
 	if err != nil {
 		res.err = err
 		return res

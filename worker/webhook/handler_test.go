@@ -936,3 +936,27 @@ func testDispatchManualRetryAndTestEvent(t *testing.T, b *bundle) {
 		t.Errorf("test delivery: %v", err)
 	}
 }
+
+// A delivery whose endpoint's secret no configured key opens is neither sent
+// nor recorded as an attempt: the task fails naming the key, and retries.
+func TestDeliveryWithoutItsSecretKeyIsNotAttempted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r := newReceiver(t, ok200)
+	ep := b.endpoint(t, r.URL, store.EventVendorCreated)
+	d, p := b.delivery(t, ep)
+	if _, err := b.db.ExecContext(ctx, `UPDATE webhook_endpoints SET secret = 'sealed:v1:gone:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' WHERE id = ?`, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	err := b.handler(webhook.Config{}).Handle(ctx, p, nil)
+	if !errors.Is(err, store.ErrNoKey) || !strings.Contains(err.Error(), `"gone"`) || errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("err = %v, want a retryable error naming the missing key", err)
+	}
+	if n := r.count(); n != 0 {
+		t.Errorf("receiver got %d requests", n)
+	}
+	if got := b.getDelivery(t, d.ID); got.State != store.WebhookPending || got.Attempts != 0 || len(b.attempts(t, d.ID)) != 0 {
+		t.Errorf("delivery = %+v, want pending with no attempt", got)
+	}
+}
