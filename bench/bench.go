@@ -439,12 +439,13 @@ type Harness struct {
 	mysqlVersion string
 	redisVersion string
 
-	smtp      *smtpSink
-	bin       string
-	jwtSecret string
-	server    *child
-	serverLog string
-	fixtures  map[string]fixture
+	smtp       *smtpSink
+	bin        string
+	jwtSecret  string
+	secretKeys string // IACC_SECRET_KEYS, one per run like jwtSecret
+	server     *child
+	serverLog  string
+	fixtures   map[string]fixture
 
 	intakeCeilings  []Row          // measured once per run, shared by the intake scenarios
 	ceilingPayloads []orderPayload // the ceiling's own tenant's orders

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -115,12 +116,14 @@ func (h *Harness) Server(ctx context.Context, sub string, env ...string) (*child
 	}
 	if h.jwtSecret == "" {
 		h.jwtSecret = randomHex(32) // one per run: tokens survive a restart
+		h.secretKeys = "bench:" + base64.StdEncoding.EncodeToString([]byte(randomHex(16)))
 	}
 	env = append(env,
 		"IACC_MYSQL_DSN="+h.DSN(),
 		"IACC_REDIS_URL="+h.RedisURL(),
 		"IACC_HTTP_ADDR="+addr,
 		"IACC_JWT_SECRET="+h.jwtSecret,
+		"IACC_SECRET_KEYS="+h.secretKeys,
 		"IACC_BLOB_DIR="+filepath.Join(h.tmp, "blobs"),
 		"IACC_LOG_LEVEL=warn",
 		"IACC_SMTP_URL="+h.smtp.URL(),

@@ -31,6 +31,7 @@ const (
 	mailDomain     = "faults.test"
 	mailFrom       = "iacc faults <iacc@" + mailDomain + ">"
 	jwtSecret      = "faults-jwt-secret-0123456789abcdef-0123456789abcdef"
+	secretKeys     = "faults:ZmF1bHRzLXNlY3JldC1rZXktMDEyMzQ1Njc4OWFiY2Q="
 	adminPassword  = "faults-admin-password"
 	accountingAddr = "accounting@buyer.faults.test"
 	managementAddr = "management@buyer.faults.test"
@@ -270,6 +271,7 @@ func (e *Env) childEnv(extra map[string]string) []string {
 		"IACC_MYSQL_DSN":               fmt.Sprintf("%s@tcp(%s)/%s", e.s.mysqlUser, e.MySQLProxy.Listen, e.DBName),
 		"IACC_REDIS_URL":               "redis://" + e.RedisProxy.Listen + "/0",
 		"IACC_JWT_SECRET":              jwtSecret,
+		"IACC_SECRET_KEYS":             secretKeys,
 		"IACC_BLOB_DIR":                filepath.Join(e.Dir, "blobs"),
 		"IACC_BACKUP_DIR":              filepath.Join(e.Dir, "backups"),
 		"IACC_LOG_LEVEL":               "debug", // "task processed" lines: the suite counts runs per task

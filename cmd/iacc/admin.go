@@ -22,6 +22,9 @@ func (c *cli) openDB(ctx context.Context) (*store.DB, Config, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
+	if err := useSecretKeys(&cfg, log); err != nil {
+		return nil, cfg, err
+	}
 	if cfg.Local() {
 		if err := store.EnsureDatabase(ctx, cfg.MySQLDSN); err != nil {
 			return nil, cfg, fmt.Errorf("IACC_MYSQL_DSN: %w", err)

@@ -46,7 +46,7 @@ func TestBackupCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{
-		"IACC_ENV": "local", "IACC_LOG_LEVEL": "error",
+		"IACC_ENV": "local", "IACC_LOG_LEVEL": "error", "IACC_SECRET_KEYS": storetest.SecretKeys,
 		"IACC_MYSQL_DSN": dsn, "IACC_BACKUP_DIR": t.TempDir(), "IACC_BACKUP_AGE_RECIPIENT": id.Recipient().String(),
 	}
 
@@ -115,7 +115,7 @@ func TestBackupCommandsS3(t *testing.T) {
 	t.Cleanup(srv.Close)
 	id, _ := age.GenerateX25519Identity()
 	env := map[string]string{
-		"IACC_ENV": "local", "IACC_LOG_LEVEL": "error", "IACC_MYSQL_DSN": dsn,
+		"IACC_ENV": "local", "IACC_LOG_LEVEL": "error", "IACC_MYSQL_DSN": dsn, "IACC_SECRET_KEYS": storetest.SecretKeys,
 		"IACC_BACKUP_S3_ENDPOINT": strings.TrimPrefix(srv.URL, "http://"), "IACC_BACKUP_S3_INSECURE": "true",
 		"IACC_BACKUP_S3_BUCKET": "ops-backups", "IACC_BACKUP_S3_PREFIX": "iacc/", "IACC_BACKUP_S3_ACCESS_KEY": "ak",
 		"IACC_BACKUP_S3_SECRET_KEY": "sk", "IACC_BACKUP_AGE_RECIPIENT": id.Recipient().String(), "IACC_BACKUP_AGE_IDENTITY": id.String(),

@@ -31,9 +31,12 @@ type Config struct {
 	RedisURL  string
 	HTTPAddr  string
 	JWTSecret []byte
-	BlobDir   string
-	LogLevel  slog.Level
-	LogFormat string // json | text
+	// SecretKeys seal the secrets iacc stores and must read back (webhook
+	// signing secrets): IACC_SECRET_KEYS, or the local development key.
+	SecretKeys *store.Keyring
+	BlobDir    string
+	LogLevel   slog.Level
+	LogFormat  string // json | text
 
 	MySQLMaxConns  int
 	APIMaxTx       int
@@ -88,7 +91,8 @@ type Config struct {
 
 	Backup backupConfig // IACC_BACKUP_*, IACC_OPS_EMAIL (backup.go)
 
-	jwtGenerated bool
+	jwtGenerated  bool
+	keysGenerated bool // IACC_SECRET_KEYS unset outside production
 }
 
 // Local reports whether iacc runs in local (developer) mode.
@@ -326,7 +330,61 @@ func loadConfig(getenv envSource) (Config, error) {
 	default:
 		c.jwtGenerated = true
 	}
+
+	keys, set := getenv("IACC_SECRET_KEYS")
+	switch {
+	case set && keys != "":
+		k, err := store.ParseKeyring(keys)
+		if err != nil {
+			fail("IACC_SECRET_KEYS", err.Error())
+		}
+		c.SecretKeys = k
+	case c.Env == "production":
+		fail("IACC_SECRET_KEYS", "is required in production: id:key pairs, the first seals (e.g. `k1:$(openssl rand -base64 32)`)")
+	default:
+		c.keysGenerated = true
+	}
 	return c, firstErr
+}
+
+// localSecretKeys returns the keyring kept in var/secret-keys (created on
+// first use): one key, "local". Local mode only.
+func localSecretKeys(dir string) (*store.Keyring, error) {
+	path := filepath.Join(dir, "secret-keys")
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		spec, err := store.NewKeySpec("local")
+		if err != nil {
+			return nil, err
+		}
+		// Another process may have created it meanwhile: its key wins.
+		if b, err = createOnce(path, []byte(spec+"\n")); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	k, err := store.ParseKeyring(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// useSecretKeys makes the configured keyring, or the local development
+// one, seal and open this process's stored secrets.
+func useSecretKeys(cfg *Config, log *slog.Logger) error {
+	if cfg.keysGenerated && cfg.SecretKeys == nil {
+		k, err := localSecretKeys("./var")
+		if err != nil {
+			return fmt.Errorf("IACC_SECRET_KEYS: %w", err)
+		}
+		cfg.SecretKeys = k
+		log.Warn("IACC_SECRET_KEYS is not set: webhook secrets are sealed with the local development key in ./var/secret-keys; set it in production")
+	}
+	store.UseKeyring(cfg.SecretKeys)
+	return nil
 }
 
 // localJWTSecret returns the secret kept in var/jwt-secret (created on first

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iacc/iacc/store/storetest"
 )
 
 func mapEnv(m map[string]string) envSource {
@@ -16,7 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Env != "local" || cfg.HTTPAddr != ":8080" || cfg.BlobDir != "./var/blobs" || cfg.RedisURL != "redis://127.0.0.1:6379/0" ||
-		cfg.MySQLDSN != "root@tcp(127.0.0.1:3306)/iacc" || !cfg.jwtGenerated || cfg.WorkerPoll != 20*time.Millisecond ||
+		cfg.MySQLDSN != "root@tcp(127.0.0.1:3306)/iacc" || !cfg.jwtGenerated || !cfg.keysGenerated || cfg.WorkerPoll != 20*time.Millisecond ||
 		cfg.CacheTTL != 5*time.Minute || !cfg.CachePipeline || cfg.Retention.Deliveries != 90*24*time.Hour {
 		t.Errorf("defaults = %+v", cfg)
 	}
@@ -47,6 +51,9 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		"webhook ports":     {map[string]string{"IACC_WEBHOOK_ALLOWED_PORTS": "80,http"}, "IACC_WEBHOOK_ALLOWED_PORTS"},
 		"bool":              {map[string]string{"IACC_WEBHOOK_ALLOW_PRIVATE": "maybe"}, "IACC_WEBHOOK_ALLOW_PRIVATE"},
 		"short deliveries":  {map[string]string{"IACC_RETENTION_DELIVERIES": "240h"}, "IACC_RETENTION_DELIVERIES: must not be shorter than IACC_RETENTION_OUTBOX"},
+		"production keys":   {map[string]string{"IACC_ENV": "production", "IACC_JWT_SECRET": long, "IACC_MAIL_FROM": "a@b.test"}, "IACC_SECRET_KEYS: is required"},
+		"short key":         {map[string]string{"IACC_SECRET_KEYS": "k1:c2hvcnQ="}, "IACC_SECRET_KEYS: key \"k1\": want 32 bytes"},
+		"key without id":    {map[string]string{"IACC_SECRET_KEYS": storetest.SecretKeys[5:]}, "IACC_SECRET_KEYS"},
 	} {
 		_, err := loadConfig(mapEnv(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
@@ -54,9 +61,32 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		}
 	}
 	cfg, err := loadConfig(mapEnv(map[string]string{"IACC_ENV": "production", "IACC_JWT_SECRET": long, "IACC_REDIS_URL": "redis://:pw@cache:6380/3",
-		"IACC_MAIL_FROM": "Acme <purchasing@acme.test>"}))
-	if err != nil || string(cfg.JWTSecret) != long || cfg.Local() {
+		"IACC_MAIL_FROM": "Acme <purchasing@acme.test>", "IACC_SECRET_KEYS": "k2:" + strings.Repeat("A", 43) + "=," + storetest.SecretKeys}))
+	if err != nil || string(cfg.JWTSecret) != long || cfg.Local() || cfg.SecretKeys == nil || cfg.SecretKeys.Current() != "k2" {
 		t.Errorf("valid production config: %v", err)
+	}
+}
+
+func TestLocalSecretKeysPersist(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "var")
+	a, err := localSecretKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := localSecretKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := a.Seal("whsec_x", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Open(sealed, "c"); err != nil || got != "whsec_x" || a.Current() != "local" {
+		t.Fatalf("a second load does not open the first one's value: %q, %v", got, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "secret-keys"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("var/secret-keys: %v, mode %v", err, fi.Mode().Perm())
 	}
 }
 

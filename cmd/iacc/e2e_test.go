@@ -55,6 +55,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		"IACC_MYSQL_DSN":            dsn,
 		"IACC_REDIS_URL":            fmt.Sprintf("redis://%s/%d", addr, rdb.DB),
 		"IACC_JWT_SECRET":           strings.Repeat("s", 40),
+		"IACC_SECRET_KEYS":          storetest.SecretKeys,
 		"IACC_BLOB_DIR":             t.TempDir(),
 		"IACC_RELAY_INTERVAL":       "50ms",
 		"IACC_RELAY_GRACE":          "200ms",

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
+	"github.com/iacc/iacc/store"
 	"github.com/iacc/iacc/store/storetest"
 )
 
@@ -27,7 +28,8 @@ func opsEnv(t *testing.T) (map[string]string, *storetest.Redis) {
 	rdb := storetest.NewRedis(t)
 	return map[string]string{
 		"IACC_ENV": "production", "IACC_MAIL_FROM": "iacc@test.example", "IACC_JWT_SECRET": strings.Repeat("s", 40), "IACC_LOG_LEVEL": "error",
-		"IACC_MYSQL_DSN": dsn, "IACC_REDIS_URL": rdb.URL,
+		"IACC_SECRET_KEYS": storetest.SecretKeys,
+		"IACC_MYSQL_DSN":   dsn, "IACC_REDIS_URL": rdb.URL,
 	}, rdb
 }
 
@@ -100,5 +102,48 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 	walk(nil, root.Commands())
 	if count < 15 {
 		t.Errorf("only %d commands found", count)
+	}
+}
+
+// `iacc webhooks reseal` seals a secret stored in plaintext (written before
+// sealing existed) with the first key of IACC_SECRET_KEYS, and the endpoint
+// signs with the same secret afterwards.
+func TestWebhooksResealCommand(t *testing.T) {
+	t.Parallel()
+	env, _ := opsEnv(t)
+	db, err := store.Open(env["IACC_MYSQL_DSN"], store.Options{MaxOpenConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	ten := storetest.Tenant(t, db, "reseal")
+	sealed, err := store.CreateWebhookEndpoint(ctx, db, store.WebhookEndpoint{TenantID: ten.ID, URL: "https://a.example/hook", Enabled: true}, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy, err := store.CreateWebhookEndpoint(ctx, db, store.WebhookEndpoint{TenantID: ten.ID, URL: "https://b.example/hook", Enabled: true}, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE webhook_endpoints SET secret = ? WHERE id = ?`, legacy.Secret, legacy.ID); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, env, "webhooks", "reseal")
+	if err != nil || !strings.Contains(out, `resealed the secrets of 1 webhook endpoint(s) with key "test"`) {
+		t.Fatalf("webhooks reseal: %v\n%s", err, out)
+	}
+	var stored string
+	if err := db.QueryRowContext(ctx, `SELECT secret FROM webhook_endpoints WHERE id = ?`, legacy.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stored, "sealed:v1:test:") {
+		t.Fatalf("after reseal the secret is stored as %q", stored)
+	}
+	for _, want := range []store.WebhookEndpoint{sealed, legacy} {
+		got, err := store.GetWebhookEndpoint(ctx, db, ten.ID, want.ID)
+		if err != nil || got.Secret != want.Secret {
+			t.Errorf("endpoint %d after reseal: %v, secret changed: %t", want.ID, err, got.Secret != want.Secret)
+		}
 	}
 }

@@ -46,6 +46,9 @@ func openDeps(ctx context.Context, cfg Config, log *slog.Logger, migrate bool) (
 		cfg.JWTSecret = secret
 		log.Warn("IACC_JWT_SECRET is not set: using the local development secret in ./var/jwt-secret; set it in production")
 	}
+	if err := useSecretKeys(&cfg, log); err != nil {
+		return nil, err
+	}
 	if cfg.Local() {
 		if err := store.EnsureDatabase(ctx, cfg.MySQLDSN); err != nil {
 			return nil, fmt.Errorf("IACC_MYSQL_DSN: %w", err)

@@ -11,7 +11,7 @@ import (
 )
 
 func (c *cli) webhooksCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "webhooks", Short: "Enable or disable a webhook endpoint (ops)"}
+	cmd := &cobra.Command{Use: "webhooks", Short: "Enable or disable a webhook endpoint, reseal the signing secrets (ops)"}
 	set := func(use, short string, enabled bool) *cobra.Command {
 		return &cobra.Command{
 			Use:   use + " ENDPOINT_ID",
@@ -47,9 +47,28 @@ func (c *cli) webhooksCmd() *cobra.Command {
 			},
 		}
 	}
+	reseal := &cobra.Command{
+		Use:   "reseal",
+		Short: "Seal every signing secret with the first key of IACC_SECRET_KEYS (plaintext ones and those under older keys)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, cfg, err := c.openDB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			n, err := store.ResealWebhookSecrets(cmd.Context(), db, 500)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "resealed the secrets of %d webhook endpoint(s) with key %q\n", n, cfg.SecretKeys.Current())
+			return nil
+		},
+	}
 	cmd.AddCommand(
 		set("disable", "Stop deliveries to an endpoint (recorded as a manual disable)", false),
 		set("enable", "Resume deliveries to an endpoint and clear its failing state", true),
+		reseal,
 	)
 	return cmd
 }
