@@ -34,6 +34,10 @@ type User struct {
 	VendorID     int64
 	Disabled     bool
 	CreatedAt    time.Time
+	// TokenGen is the generation of the user's access tokens: disabling
+	// the user or changing its role, vendor or password bumps it, and
+	// tokens of an older generation are refused.
+	TokenGen int64
 }
 
 // CreateUser inserts a user; a taken email is ErrConflict.
@@ -60,13 +64,13 @@ func GetUserByEmail(ctx context.Context, q Querier, email string) (User, error) 
 	return u, mapErr(err, "get user by email")
 }
 
-const userCols = `id, tenant_id, email, password_hash, role, vendor_id, disabled_at, created_at`
+const userCols = `id, tenant_id, email, password_hash, role, vendor_id, disabled_at, created_at, token_gen`
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var vendor sql.NullInt64
 	var disabled sql.NullTime
-	if err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &u.Role, &vendor, &disabled, &u.CreatedAt); err != nil {
+	if err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &u.Role, &vendor, &disabled, &u.CreatedAt, &u.TokenGen); err != nil {
 		return User{}, err
 	}
 	u.VendorID = vendor.Int64
@@ -125,13 +129,14 @@ func CreateUserRecorded(ctx context.Context, q Querier, u User, actorID int64, r
 }
 
 // UpdateUser applies a patch and records it. Disabling a user or changing
-// its password revokes its refresh tokens.
+// its password revokes its refresh tokens; disabling it or changing its
+// role, vendor or password also revokes its access tokens (TokenGen).
 func UpdateUser(ctx context.Context, q Querier, tenantID, id int64, p UserPatch, actorID int64, requestID string) (User, error) {
 	u, err := scanUser(q.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = ? AND id = ? FOR UPDATE`, tenantID, id))
 	if err != nil {
 		return User{}, mapErr(err, fmt.Sprintf("lock user %d", id))
 	}
-	before := userSummary(u)
+	before, was := userSummary(u), u
 	if p.Role != nil {
 		u.Role = *p.Role
 	}
@@ -154,8 +159,14 @@ func UpdateUser(ctx context.Context, q Querier, tenantID, id int64, p UserPatch,
 		u.PasswordHash = *p.PasswordHash
 		revoke = true
 	}
-	if _, err := q.ExecContext(ctx, `UPDATE users SET role = ?, vendor_id = ?, disabled_at = IF(? IS NULL, NULL, COALESCE(disabled_at, ?)), password_hash = ?, updated_at = ? WHERE id = ?`,
-		u.Role, nullID(u.VendorID), disabledAt, disabledAt, u.PasswordHash, now(), u.ID); err != nil {
+	var revokedAt any
+	if revoke || u.Role != was.Role || u.VendorID != was.VendorID {
+		u.TokenGen++
+		revokedAt = now()
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE users SET role = ?, vendor_id = ?, disabled_at = IF(? IS NULL, NULL, COALESCE(disabled_at, ?)), password_hash = ?,
+		token_gen = ?, tokens_revoked_at = COALESCE(?, tokens_revoked_at), updated_at = ? WHERE id = ?`,
+		u.Role, nullID(u.VendorID), disabledAt, disabledAt, u.PasswordHash, u.TokenGen, revokedAt, now(), u.ID); err != nil {
 		return User{}, mapErr(err, fmt.Sprintf("update user %d", id))
 	}
 	if revoke {
@@ -166,4 +177,37 @@ func UpdateUser(ctx context.Context, q Querier, tenantID, id int64, p UserPatch,
 	_, err = RecordChange(ctx, q, Change{TenantID: tenantID, ActorID: actorID, RequestID: requestID, Action: "user.update",
 		EntityType: "user", EntityID: u.ID, Before: before, After: userSummary(u)})
 	return u, err
+}
+
+// TokenRevocation is a user whose access tokens older than generation Gen
+// were revoked at At.
+type TokenRevocation struct {
+	UserID int64
+	Gen    int64
+	At     time.Time
+}
+
+// TokenRevocations lists the users whose tokens were revoked at or after
+// since (the zero time, or any before 1970: all of them), oldest first.
+func TokenRevocations(ctx context.Context, q Querier, since time.Time) ([]TokenRevocation, error) {
+	if epoch := time.Unix(0, 0).UTC(); since.Before(epoch) {
+		since = epoch // the zero time is out of a DATETIME's range
+	}
+	rows, err := q.QueryContext(ctx, `SELECT id, token_gen, tokens_revoked_at FROM users WHERE tokens_revoked_at >= ? ORDER BY tokens_revoked_at`, since)
+	if err != nil {
+		return nil, fmt.Errorf("list token revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []TokenRevocation
+	for rows.Next() {
+		var r TokenRevocation
+		if err := rows.Scan(&r.UserID, &r.Gen, &r.At); err != nil {
+			return nil, fmt.Errorf("list token revocations: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list token revocations: %w", err)
+	}
+	return out, nil
 }
