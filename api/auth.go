@@ -21,6 +21,7 @@ type Principal struct {
 	TenantID int64
 	Role     string
 	VendorID int64 // vendor users only
+	TokenGen int64 // the user's token generation when the token was issued
 }
 
 // claims are the access token's JWT claims.
@@ -29,6 +30,7 @@ type claims struct {
 	Tenant int64  `json:"tid"`
 	Role   string `json:"role"`
 	Vendor int64  `json:"vid,omitempty"`
+	Gen    int64  `json:"gen,omitempty"` // store.User.TokenGen
 }
 
 const maxTokenBytes = 4096
@@ -49,7 +51,7 @@ func (s *Server) IssueToken(p Principal) (string, error) {
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TokenTTL)),
 		},
-		Tenant: p.TenantID, Role: p.Role, Vendor: p.VendorID,
+		Tenant: p.TenantID, Role: p.Role, Vendor: p.VendorID, Gen: p.TokenGen,
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, cl).SignedString(s.cfg.JWTSecret)
 	if err != nil {
@@ -114,7 +116,7 @@ func (s *Server) verifyToken(raw string) (Principal, time.Time, error) {
 	if cl.Role == store.RoleVendor && cl.Vendor <= 0 {
 		return Principal{}, time.Time{}, errors.New("vendor token without vendor")
 	}
-	return Principal{UserID: uid, TenantID: cl.Tenant, Role: cl.Role, VendorID: cl.Vendor}, cl.ExpiresAt.Time, nil
+	return Principal{UserID: uid, TenantID: cl.Tenant, Role: cl.Role, VendorID: cl.Vendor, TokenGen: cl.Gen}, cl.ExpiresAt.Time, nil
 }
 
 type principalKey struct{}
@@ -137,6 +139,10 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if err != nil {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="iacc", error="invalid_token"`)
 		return errUnauthorized("the bearer token is invalid or expired")
+	}
+	if s.revoked.revoked(p.UserID, p.TokenGen) {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="iacc", error="invalid_token"`)
+		return errUnauthorized("the bearer token was revoked: the user was disabled or its role, vendor or password changed; log in again")
 	}
 	pv := any(p) // boxed once for both
 	c.Locals(principalKey{}, pv)

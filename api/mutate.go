@@ -20,6 +20,9 @@ type result struct {
 	body     any // marshalled to JSON; nil sends no body
 	location string
 	events   []store.Event // published after COMMIT
+	// afterCommit runs once the transaction committed (not on a replay),
+	// before the response is sent.
+	afterCommit func()
 }
 
 const idempotencyTTL = 24 * time.Hour
@@ -85,6 +88,9 @@ func (s *Server) mutate(c *fiber.Ctx, fn func(ctx context.Context, tx *sql.Tx) (
 		}
 		c.Set("Idempotent-Replayed", "true")
 		return send(c, replay.Status, replay.Body, replay.Location)
+	}
+	if res.afterCommit != nil {
+		res.afterCommit()
 	}
 	s.cache.invalidate(ctx, p.TenantID)
 	for _, ev := range res.events {

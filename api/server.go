@@ -32,6 +32,9 @@ type Config struct {
 	WriteTimeout   time.Duration
 	IdleTimeout    time.Duration
 	RefreshTTL     time.Duration // refresh token lifetime (30 days)
+	// RevocationPoll is how often the API reads the users whose access
+	// tokens other processes revoked (2 s).
+	RevocationPoll time.Duration
 	Limits         Limits
 	CacheTTL       time.Duration // lifetime of cached reads (0: caching off)
 	// CacheDirect sends each cache lookup as its own command instead of
@@ -82,6 +85,9 @@ func (c *Config) defaults() {
 	if c.RefreshTTL <= 0 {
 		c.RefreshTTL = 30 * 24 * time.Hour
 	}
+	if c.RevocationPoll <= 0 {
+		c.RevocationPoll = 2 * time.Second
+	}
 	c.Limits.defaults()
 }
 
@@ -120,9 +126,14 @@ type Server struct {
 	cache          *readCache
 	app            *fiber.App
 
-	basicCache credCache        // verified Basic logins of the dashboard
-	tokenCache credCache        // verified access tokens
-	clock      func() time.Time // nil: time.Now
+	basicCache credCache    // verified Basic logins of the dashboard
+	tokenCache credCache    // verified access tokens
+	revoked    *revocations // users whose older access tokens are refused
+	// stopRevocations ends the revocations' poller, which closes
+	// revocationsDone (nil: no poller).
+	stopRevocations context.CancelFunc
+	revocationsDone chan struct{}
+	clock           func() time.Time // nil: time.Now
 
 	specOnce sync.Once
 	spec     []byte
@@ -142,7 +153,12 @@ func New(cfg Config, d Deps) *Server {
 	gate := newRedisGate(2 * time.Second)
 	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log, metrics: m, gatherer: d.Gatherer, gate: gate, precedence: d.Precedence,
 		allowances: newAllowances(redis_rate.NewLimiter(d.Redis)), cache: newReadCache(d.Redis, cfg.CacheTTL, !cfg.CacheDirect, log, m, gate),
-		basicCache: credCache{max: 1000}, tokenCache: credCache{max: 20000}}
+		basicCache: credCache{max: 1000}, tokenCache: credCache{max: 20000}, revoked: newRevocations()}
+	if d.DB != nil && !cfg.DashboardOnly {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopRevocations, s.revocationsDone = cancel, make(chan struct{})
+		go s.revoked.run(ctx, d.DB, cfg.RevocationPoll, log, s.revocationsDone)
+	}
 	s.publisher = NewPublisher(d.DB, d.Queue, cfg.PublishTimeout, log, m, gate)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "iacc",
@@ -182,9 +198,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close flushes the publisher and stops the cache's pipeliner (for tests
-// that never Listen).
+// Close stops reading token revocations, flushes the publisher and stops
+// the cache's pipeliner (for tests that never Listen).
 func (s *Server) Close() {
+	if s.stopRevocations != nil {
+		s.stopRevocations()
+		<-s.revocationsDone
+	}
 	s.publisher.Close()
 	if err := s.cache.close(); err != nil {
 		s.log.Warn("close the read cache's Redis client", "err", err)

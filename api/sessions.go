@@ -93,7 +93,7 @@ func (s *Server) startSession(c *fiber.Ctx, u store.User, family string) (tokenR
 }
 
 func (s *Server) issuePair(c *fiber.Ctx, q store.Querier, u store.User, family string) (tokenResponse, error) {
-	access, err := s.IssueToken(Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, VendorID: u.VendorID})
+	access, err := s.IssueToken(Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, VendorID: u.VendorID, TokenGen: u.TokenGen})
 	if err != nil {
 		return tokenResponse{}, err
 	}

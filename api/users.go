@@ -219,6 +219,8 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 		if err != nil {
 			return result{}, err
 		}
-		return result{status: fiber.StatusOK, body: toUser(u)}, nil
+		// This process refuses the user's older tokens at once; the others
+		// within IACC_TOKEN_REVOCATION_POLL.
+		return result{status: fiber.StatusOK, body: toUser(u), afterCommit: func() { s.revoked.note(u.ID, u.TokenGen) }}, nil
 	})
 }

@@ -73,6 +73,7 @@ type Config struct {
 	LoginFailuresPerIP int
 	LoginWindow        time.Duration
 	CacheTTL           time.Duration // 0: read cache off
+	RevocationPoll     time.Duration // how often the API reads revoked access tokens
 	CachePipeline      bool          // autopipeline concurrent cache lookups
 	CORSOrigins        []string
 	TrustedProxies     []string
@@ -217,6 +218,7 @@ func loadConfig(getenv envSource) (Config, error) {
 	c.LoginFailuresPerIP = integer("IACC_LOGIN_MAX_FAILURES_PER_IP", 50, 1, 100000)
 	c.LoginWindow = duration("IACC_LOGIN_WINDOW", 15*time.Minute, time.Second, 24*time.Hour)
 	c.CacheTTL = duration("IACC_CACHE_TTL", 5*time.Minute, 0, 24*time.Hour)
+	c.RevocationPoll = duration("IACC_TOKEN_REVOCATION_POLL", 2*time.Second, 100*time.Millisecond, time.Minute)
 	c.CachePipeline = boolean("IACC_CACHE_PIPELINE", true)
 	for _, o := range strings.Split(str("IACC_CORS_ORIGINS", ""), ",") {
 		if o = strings.TrimSpace(o); o == "" {

@@ -197,7 +197,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 		r.api = api.New(api.Config{
 			JWTSecret: cfg.JWTSecret, BodyLimit: cfg.BodyLimit, RequestTimeout: cfg.RequestTimeout,
 			CacheTTL: cfg.CacheTTL, CacheDirect: !cfg.CachePipeline, CORSOrigins: cfg.CORSOrigins, MetricsToken: cfg.MetricsToken, DashboardToken: cfg.DashboardToken,
-			TrustedProxies: cfg.TrustedProxies,
+			TrustedProxies: cfg.TrustedProxies, RevocationPoll: cfg.RevocationPoll,
 			Limits: api.Limits{
 				PerTokenPerMinute: cfg.RateLimitPerToken, PerIPPerMinute: cfg.RateLimitPerIP,
 				LoginFailuresPerAccount: cfg.LoginFailures, LoginFailuresPerIP: cfg.LoginFailuresPerIP, LoginWindow: cfg.LoginWindow,
