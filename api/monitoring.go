@@ -106,10 +106,12 @@ var errBadCredentials = errors.New("bad credentials")
 
 // basicLogin checks email and password, remembering a success for a few
 // minutes: a dashboard page loads dozens of assets, each with the same
-// Basic header, and bcrypt costs tens of milliseconds.
+// Basic header, and bcrypt costs tens of milliseconds. A remembered login
+// whose user was since revoked (disabled, new role or password) is checked
+// again against the database.
 func (s *Server) basicLogin(c *fiber.Ctx, email, password string) (Principal, error) {
 	key := sha256.Sum256([]byte(strings.ToLower(email) + "\x00" + password))
-	if p, ok := s.basicCache.get(key, time.Now()); ok {
+	if p, ok := s.basicCache.get(key, time.Now()); ok && !s.revoked.revoked(p.UserID, p.TokenGen) {
 		return p, nil
 	}
 	if len(password) > 72 {
@@ -133,7 +135,7 @@ func (s *Server) basicLogin(c *fiber.Ctx, email, password string) (Principal, er
 		return Principal{}, errBadCredentials
 	}
 	guard.succeeded(ctx, email, c.IP())
-	p := Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, VendorID: u.VendorID}
+	p := Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, VendorID: u.VendorID, TokenGen: u.TokenGen}
 	s.basicCache.put(key, p, time.Now().Add(credTTL))
 	return p, nil
 }

@@ -14,7 +14,8 @@ import (
 
 // An access token stops working as soon as its user is disabled or its
 // role or password changes, on the server that made the change at once and
-// on another one within its poll; a change of nothing keeps it valid.
+// on another one within its poll; a change of nothing keeps it valid. The
+// dashboard's remembered Basic logins follow.
 func TestRevokedAccessTokensAreRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -73,8 +74,15 @@ func TestRevokedAccessTokensAreRefused(t *testing.T) {
 	patch(obj{"password": "another long password"})
 	wantRevoked(me(b.srv, tok), "the token of before the password change")
 	tok = b.login(t, viewer.Email, "another long password")
+	dashboard := request{Method: "GET", Path: "/monitoring-readonly/api/queues", Header: basicAuth(viewer.Email, "another long password")}
+	if res := b.send(t, dashboard); res.Status != http.StatusOK {
+		t.Fatalf("the dashboard with Basic auth = %d %s", res.Status, res.Body)
+	}
 	patch(obj{"disabled": true})
 	wantRevoked(me(b.srv, tok), "the token of a disabled user")
+	if res := b.send(t, dashboard); res.Status != http.StatusUnauthorized { // its remembered login too
+		t.Errorf("the dashboard with a disabled user's Basic login = %d", res.Status)
+	}
 
 	// The other users' tokens are untouched.
 	if res := me(b.srv, b.A.AdminToken); res.Status != http.StatusOK {
