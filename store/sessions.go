@@ -35,8 +35,8 @@ func InsertRefreshToken(ctx context.Context, q Querier, t RefreshToken) error {
 
 // RotateRefreshToken consumes the token with hash h and returns it. An
 // unknown, expired or revoked token is ErrNotFound; a token already rotated
-// revokes its whole family and returns ErrTokenReused (the caller must
-// commit the transaction for the revocation to hold).
+// revokes its whole family and returns ErrTokenReused with the token (the
+// caller must commit the transaction for the revocation to hold).
 func RotateRefreshToken(ctx context.Context, q Querier, h string) (RefreshToken, error) {
 	var t RefreshToken
 	err := q.QueryRowContext(ctx, `SELECT id, family_id, user_id, tenant_id, token_hash, created_at, expires_at, rotated_at, revoked_at
@@ -52,7 +52,7 @@ func RotateRefreshToken(ctx context.Context, q Querier, h string) (RefreshToken,
 		if err := RevokeFamily(ctx, q, t.FamilyID); err != nil {
 			return RefreshToken{}, err
 		}
-		return RefreshToken{}, ErrTokenReused
+		return t, ErrTokenReused
 	case t.RevokedAt != nil || !t.ExpiresAt.After(time.Now()):
 		return RefreshToken{}, fmt.Errorf("refresh token revoked or expired: %w", ErrNotFound)
 	}
@@ -84,4 +84,36 @@ func RevokeUserSessions(ctx context.Context, q Querier, userID int64) error {
 		return fmt.Errorf("revoke sessions of user %d: %w", userID, err)
 	}
 	return nil
+}
+
+// SessionRevocation is a session (refresh-token family) revoked at At.
+type SessionRevocation struct {
+	FamilyID string
+	At       time.Time
+}
+
+// SessionRevocations lists the sessions revoked at or after since, oldest
+// first.
+func SessionRevocations(ctx context.Context, q Querier, since time.Time) ([]SessionRevocation, error) {
+	if epoch := time.Unix(0, 0).UTC(); since.Before(epoch) {
+		since = epoch // the zero time is out of a DATETIME's range
+	}
+	rows, err := q.QueryContext(ctx, `SELECT family_id, MAX(revoked_at) AS at FROM refresh_tokens WHERE revoked_at >= ?
+		GROUP BY family_id ORDER BY at`, since)
+	if err != nil {
+		return nil, fmt.Errorf("list session revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []SessionRevocation
+	for rows.Next() {
+		var r SessionRevocation
+		if err := rows.Scan(&r.FamilyID, &r.At); err != nil {
+			return nil, fmt.Errorf("list session revocations: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list session revocations: %w", err)
+	}
+	return out, nil
 }
