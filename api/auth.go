@@ -20,8 +20,9 @@ type Principal struct {
 	UserID   int64
 	TenantID int64
 	Role     string
-	VendorID int64 // vendor users only
-	TokenGen int64 // the user's token generation when the token was issued
+	VendorID int64  // vendor users only
+	TokenGen int64  // the user's token generation when the token was issued
+	Session  string // the refresh-token family the token was issued with ("" for none)
 }
 
 // claims are the access token's JWT claims.
@@ -31,6 +32,7 @@ type claims struct {
 	Role   string `json:"role"`
 	Vendor int64  `json:"vid,omitempty"`
 	Gen    int64  `json:"gen,omitempty"` // store.User.TokenGen
+	Sid    string `json:"sid,omitempty"` // the session: refresh-token family
 }
 
 const maxTokenBytes = 4096
@@ -51,7 +53,7 @@ func (s *Server) IssueToken(p Principal) (string, error) {
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TokenTTL)),
 		},
-		Tenant: p.TenantID, Role: p.Role, Vendor: p.VendorID, Gen: p.TokenGen,
+		Tenant: p.TenantID, Role: p.Role, Vendor: p.VendorID, Gen: p.TokenGen, Sid: p.Session,
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, cl).SignedString(s.cfg.JWTSecret)
 	if err != nil {
@@ -116,7 +118,7 @@ func (s *Server) verifyToken(raw string) (Principal, time.Time, error) {
 	if cl.Role == store.RoleVendor && cl.Vendor <= 0 {
 		return Principal{}, time.Time{}, errors.New("vendor token without vendor")
 	}
-	return Principal{UserID: uid, TenantID: cl.Tenant, Role: cl.Role, VendorID: cl.Vendor, TokenGen: cl.Gen}, cl.ExpiresAt.Time, nil
+	return Principal{UserID: uid, TenantID: cl.Tenant, Role: cl.Role, VendorID: cl.Vendor, TokenGen: cl.Gen, Session: cl.Sid}, cl.ExpiresAt.Time, nil
 }
 
 type principalKey struct{}
@@ -143,6 +145,10 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if s.revoked.revoked(p.UserID, p.TokenGen) {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="iacc", error="invalid_token"`)
 		return errUnauthorized("the bearer token was revoked: the user was disabled or its role, vendor or password changed; log in again")
+	}
+	if p.Session != "" && s.revoked.sessionRevoked(p.Session) {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="iacc", error="invalid_token"`)
+		return errUnauthorized("the bearer token was revoked: its session ended (logout, or a refresh token used twice); log in again")
 	}
 	pv := any(p) // boxed once for both
 	c.Locals(principalKey{}, pv)

@@ -89,3 +89,76 @@ func TestRevokedAccessTokensAreRefused(t *testing.T) {
 		t.Errorf("the admin's token = %d", res.Status)
 	}
 }
+
+// Logging out, or presenting a rotated refresh token again, ends the
+// session: its access tokens are refused at once on this server and within
+// the poll on another, while the user's other sessions go on.
+func TestEndedSessionsRevokeTheirAccessTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	other := api.New(api.Config{JWTSecret: testSecret, RevocationPoll: 20 * time.Millisecond},
+		api.Deps{DB: b.db, Redis: b.rdb, Queue: asynq.NewClientFromRedisClient(b.rdb), Blobs: b.blobs,
+			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	t.Cleanup(other.Close)
+	type pair struct {
+		Access  string `json:"access_token"`
+		Refresh string `json:"refresh_token"`
+	}
+	login := func() pair {
+		t.Helper()
+		var p pair
+		res := b.do(t, "POST", "/auth/login", "", obj{"email": b.A.Viewer.Email, "password": testPassword})
+		if res.Status != http.StatusOK {
+			t.Fatalf("login: %d %s", res.Status, res.Body)
+		}
+		res.decode(t, &p)
+		return p
+	}
+	status := func(srv *api.Server, tok string) int {
+		return sendTo(t, srv, request{Method: "GET", Path: "/api/me", Token: tok}).Status
+	}
+	a, c := login(), login()
+
+	// Logout of session a.
+	if res := b.do(t, "POST", "/auth/logout", "", obj{"refresh_token": a.Refresh}); res.Status != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", res.Status, res.Body)
+	}
+	if res := sendTo(t, b.srv, request{Method: "GET", Path: "/api/me", Token: a.Access}); res.Status != http.StatusUnauthorized ||
+		!strings.Contains(string(res.Body), "session ended") {
+		t.Fatalf("the access token of a logged-out session: %d %s", res.Status, res.Body)
+	}
+	eventually(t, 10*time.Second, "the other server to refuse the logged-out session", func() bool {
+		return status(other, a.Access) == http.StatusUnauthorized
+	})
+	if s := status(b.srv, c.Access); s != http.StatusOK {
+		t.Fatalf("the user's other session: %d", s)
+	}
+
+	// Session c refreshes, then its old refresh token comes back (a copy):
+	// the whole session ends, the new access token with it.
+	var c2 pair
+	res := b.do(t, "POST", "/auth/refresh", "", obj{"refresh_token": c.Refresh})
+	if res.Status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", res.Status, res.Body)
+	}
+	res.decode(t, &c2)
+	if s := status(b.srv, c2.Access); s != http.StatusOK {
+		t.Fatalf("the refreshed access token: %d", s)
+	}
+	if res := b.do(t, "POST", "/auth/refresh", "", obj{"refresh_token": c.Refresh}); res.Status != http.StatusUnauthorized {
+		t.Fatalf("reuse of a rotated refresh token: %d %s", res.Status, res.Body)
+	}
+	for _, tok := range []string{c.Access, c2.Access} {
+		if s := status(b.srv, tok); s != http.StatusUnauthorized {
+			t.Errorf("an access token of the session whose refresh token was reused: %d", s)
+		}
+	}
+	eventually(t, 10*time.Second, "the other server to refuse the reused session", func() bool {
+		return status(other, c2.Access) == http.StatusUnauthorized
+	})
+
+	// A new login works.
+	if s := status(other, login().Access); s != http.StatusOK {
+		t.Errorf("a new session: %d", s)
+	}
+}

@@ -17,22 +17,66 @@ import (
 const revocationOverlap = time.Minute
 
 // revocations knows, for every user whose access tokens were ever revoked,
-// the generation a token must carry to be accepted. Requests read it
-// without locking or I/O; the process's own revocations enter it at once
-// (note), other processes' within one poll (run).
+// the generation a token must carry to be accepted, and the sessions
+// (refresh-token families) revoked within an access token's lifetime.
+// Requests read it without locking or I/O; the process's own revocations
+// enter it at once (note, noteSession), other processes' within one poll
+// (run).
 type revocations struct {
-	gens atomic.Pointer[map[int64]int64] // user → current token generation
+	gens     atomic.Pointer[map[int64]int64]      // user → current token generation
+	sessions atomic.Pointer[map[string]time.Time] // revoked session → when
 
-	mu     sync.Mutex // serialises writers
-	since  time.Time  // newest revocation seen
-	loaded bool       // one full load done
-	failed bool       // the last look failed (logged once)
+	mu        sync.Mutex    // serialises writers
+	since     time.Time     // newest user revocation seen
+	sessSince time.Time     // newest session revocation seen
+	keep      time.Duration // how long a revoked session's tokens can live
+	loaded    bool          // one full load done
+	failed    bool          // the last look failed (logged once)
 }
 
-func newRevocations() *revocations {
-	r := &revocations{}
+// newRevocations remembers revoked sessions for keep, the longest an access
+// token of theirs can still be accepted.
+func newRevocations(keep time.Duration) *revocations {
+	r := &revocations{keep: keep}
 	r.gens.Store(&map[int64]int64{})
+	r.sessions.Store(&map[string]time.Time{})
 	return r
+}
+
+// sessionRevoked reports whether the session sid was revoked.
+func (r *revocations) sessionRevoked(sid string) bool {
+	_, ok := (*r.sessions.Load())[sid]
+	return ok
+}
+
+// noteSession records that session sid was revoked at.
+func (r *revocations) noteSession(sid string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.applySessions([]store.SessionRevocation{{FamilyID: sid, At: at}}, at)
+}
+
+// applySessions merges revs and forgets the sessions revoked more than
+// r.keep before now; r.mu is held.
+func (r *revocations) applySessions(revs []store.SessionRevocation, now time.Time) {
+	cur := *r.sessions.Load()
+	next := make(map[string]time.Time, len(cur)+len(revs))
+	for sid, at := range cur {
+		if now.Sub(at) <= r.keep {
+			next[sid] = at
+		}
+	}
+	for _, rv := range revs {
+		if rv.At.After(r.sessSince) {
+			r.sessSince = rv.At
+		}
+		if now.Sub(rv.At) <= r.keep {
+			next[rv.FamilyID] = rv.At
+		}
+	}
+	if len(next) != len(cur) || len(revs) > 0 {
+		r.sessions.Store(&next)
+	}
 }
 
 // revoked reports whether a token of generation gen of user uid is revoked.
@@ -68,22 +112,31 @@ func (r *revocations) apply(revs []store.TokenRevocation) {
 	}
 }
 
-// refresh reads the revocations since the last look (all of them the first
-// time).
+// refresh reads the revocations since the last look (the first time: every
+// user revocation, and the sessions revoked within r.keep).
 func (r *revocations) refresh(ctx context.Context, db *store.DB) error {
+	now := time.Now()
 	r.mu.Lock()
-	since := time.Time{}
+	since, sessSince := time.Time{}, now.Add(-r.keep)
 	if r.loaded {
 		since = r.since.Add(-revocationOverlap)
+		if t := r.sessSince.Add(-revocationOverlap); t.After(sessSince) {
+			sessSince = t
+		}
 	}
 	r.mu.Unlock()
 	revs, err := store.TokenRevocations(ctx, db, since)
 	if err != nil {
 		return err
 	}
+	sess, err := store.SessionRevocations(ctx, db, sessSince)
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.apply(revs)
+	r.applySessions(sess, now)
 	r.loaded = true
 	return nil
 }

@@ -32,8 +32,8 @@ type Config struct {
 	WriteTimeout   time.Duration
 	IdleTimeout    time.Duration
 	RefreshTTL     time.Duration // refresh token lifetime (30 days)
-	// RevocationPoll is how often the API reads the users whose access
-	// tokens other processes revoked (2 s).
+	// RevocationPoll is how often the API reads the users and sessions
+	// whose access tokens other processes revoked (2 s).
 	RevocationPoll time.Duration
 	Limits         Limits
 	CacheTTL       time.Duration // lifetime of cached reads (0: caching off)
@@ -153,7 +153,7 @@ func New(cfg Config, d Deps) *Server {
 	gate := newRedisGate(2 * time.Second)
 	s := &Server{cfg: cfg, db: d.DB, rdb: d.Redis, blobs: d.Blobs, log: log, metrics: m, gatherer: d.Gatherer, gate: gate, precedence: d.Precedence,
 		allowances: newAllowances(redis_rate.NewLimiter(d.Redis)), cache: newReadCache(d.Redis, cfg.CacheTTL, !cfg.CacheDirect, log, m, gate),
-		basicCache: credCache{max: 1000}, tokenCache: credCache{max: 20000}, revoked: newRevocations()}
+		basicCache: credCache{max: 1000}, tokenCache: credCache{max: 20000}, revoked: newRevocations(cfg.TokenTTL + tokenLeeway)}
 	if d.DB != nil && !cfg.DashboardOnly {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopRevocations, s.revocationsDone = cancel, make(chan struct{})

@@ -93,7 +93,7 @@ func (s *Server) startSession(c *fiber.Ctx, u store.User, family string) (tokenR
 }
 
 func (s *Server) issuePair(c *fiber.Ctx, q store.Querier, u store.User, family string) (tokenResponse, error) {
-	access, err := s.IssueToken(Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, VendorID: u.VendorID, TokenGen: u.TokenGen})
+	access, err := s.IssueToken(Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, VendorID: u.VendorID, TokenGen: u.TokenGen, Session: family})
 	if err != nil {
 		return tokenResponse{}, err
 	}
@@ -126,12 +126,12 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 	ctx, cancel := s.requestCtx(c)
 	defer cancel()
 	var resp tokenResponse
-	reused := false
+	reused, family := false, ""
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		reused = false
 		old, err := store.RotateRefreshToken(ctx, tx, hashRefresh(req.RefreshToken))
 		if errors.Is(err, store.ErrTokenReused) {
-			reused = true
+			reused, family = true, old.FamilyID
 			return nil // commit the revocation
 		}
 		if err != nil {
@@ -147,6 +147,9 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 		resp, err = s.issuePair(c, tx, u, old.FamilyID)
 		return err
 	})
+	if reused && err == nil {
+		s.revoked.noteSession(family, time.Now()) // its access tokens too
+	}
 	if reused {
 		s.log.Warn("refresh token reuse detected; session revoked", "request_id", requestID(c))
 		return errUnauthorized("the refresh token was already used; the session has been revoked")
@@ -181,6 +184,7 @@ func (s *Server) logout(c *fiber.Ctx) error {
 		if err := store.RevokeFamily(ctx, s.db, t.FamilyID); err != nil {
 			return err
 		}
+		s.revoked.noteSession(t.FamilyID, time.Now()) // its access tokens too
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
