@@ -12,6 +12,17 @@ import (
 	"github.com/iacc/iacc/api"
 )
 
+// otherServer is a second API process on b's database and Redis, reading
+// revocations every 20 ms.
+func (b *testBundle) otherServer(t *testing.T) *api.Server {
+	t.Helper()
+	srv := api.New(api.Config{JWTSecret: testSecret, RevocationPoll: 20 * time.Millisecond},
+		api.Deps{DB: b.db, Redis: b.rdb, Queue: asynq.NewClientFromRedisClient(b.rdb), Blobs: b.blobs,
+			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // An access token stops working as soon as its user is disabled or its
 // role or password changes, on the server that made the change at once and
 // on another one within its poll; a change of nothing keeps it valid. The
@@ -19,10 +30,7 @@ import (
 func TestRevokedAccessTokensAreRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	other := api.New(api.Config{JWTSecret: testSecret, RevocationPoll: 20 * time.Millisecond},
-		api.Deps{DB: b.db, Redis: b.rdb, Queue: asynq.NewClientFromRedisClient(b.rdb), Blobs: b.blobs,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	t.Cleanup(other.Close)
+	other := b.otherServer(t)
 	viewer := b.A.Viewer
 	me := func(srv *api.Server, tok string) response {
 		return sendTo(t, srv, request{Method: "GET", Path: "/api/me", Token: tok})
@@ -96,10 +104,7 @@ func TestRevokedAccessTokensAreRefused(t *testing.T) {
 func TestEndedSessionsRevokeTheirAccessTokens(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	other := api.New(api.Config{JWTSecret: testSecret, RevocationPoll: 20 * time.Millisecond},
-		api.Deps{DB: b.db, Redis: b.rdb, Queue: asynq.NewClientFromRedisClient(b.rdb), Blobs: b.blobs,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	t.Cleanup(other.Close)
+	other := b.otherServer(t)
 	type pair struct {
 		Access  string `json:"access_token"`
 		Refresh string `json:"refresh_token"`
