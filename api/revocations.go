@@ -49,11 +49,14 @@ func (r *revocations) sessionRevoked(sid string) bool {
 	return ok
 }
 
-// noteSession records that session sid was revoked at.
+// noteSession records that session sid was revoked at. The polls'
+// watermark stays where the database put it.
 func (r *revocations) noteSession(sid string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	since := r.sessSince
 	r.applySessions([]store.SessionRevocation{{FamilyID: sid, At: at}}, at)
+	r.sessSince = since
 }
 
 // applySessions merges revs and forgets the sessions revoked more than
