@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -109,20 +108,15 @@ func (b backupConfig) s3Config() backup.S3Config {
 // public key is printed in the file, as age-keygen does.
 func localBackupKey(dir string) (*age.X25519Identity, error) {
 	path := filepath.Join(dir, "backup-age-key.txt")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	b, err := readOrCreate(path, func() ([]byte, error) {
 		id, err := age.GenerateX25519Identity()
 		if err != nil {
 			return nil, fmt.Errorf("generate backup key: %w", err)
 		}
-		content := fmt.Sprintf("# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), id.Recipient(), id)
-		// Another process may have created it meanwhile: its key wins.
-		b, err = createOnce(path, []byte(content))
-		if err != nil {
-			return nil, err
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return fmt.Appendf(nil, "# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), id.Recipient(), id), nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	ids, err := backup.ParseIdentities(string(b))
 	if err != nil || len(ids) != 1 {

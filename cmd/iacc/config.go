@@ -353,19 +353,12 @@ func loadConfig(getenv envSource) (Config, error) {
 // first use): one key, "local". Local mode only.
 func localSecretKeys(dir string) (*store.Keyring, error) {
 	path := filepath.Join(dir, "secret-keys")
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
+	b, err := readOrCreate(path, func() ([]byte, error) {
 		spec, err := store.NewKeySpec("local")
-		if err != nil {
-			return nil, err
-		}
-		// Another process may have created it meanwhile: its key wins.
-		if b, err = createOnce(path, []byte(spec+"\n")); err != nil {
-			return nil, err
-		}
-	case err != nil:
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return []byte(spec + "\n"), err
+	})
+	if err != nil {
+		return nil, err
 	}
 	k, err := store.ParseKeyring(strings.TrimSpace(string(b)))
 	if err != nil {
@@ -393,24 +386,20 @@ func useSecretKeys(cfg *Config, log *slog.Logger) error {
 // use), so that local tokens survive a restart. Local mode only.
 func localJWTSecret(dir string) ([]byte, error) {
 	path := filepath.Join(dir, "jwt-secret")
-	b, err := os.ReadFile(path)
-	if err == nil && len(strings.TrimSpace(string(b))) >= 32 {
-		return []byte(strings.TrimSpace(string(b))), nil
+	generate := func() ([]byte, error) {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, fmt.Errorf("generate JWT secret: %w", err)
+		}
+		return []byte(hex.EncodeToString(raw) + "\n"), nil
 	}
-	switch {
-	case err == nil: // too short to be ours: replace it
+	b, err := readOrCreate(path, generate)
+	if err == nil && len(strings.TrimSpace(string(b))) < 32 { // too short to be ours: replace it
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("replace %s: %w", path, err)
 		}
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		b, err = readOrCreate(path, generate)
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, fmt.Errorf("generate JWT secret: %w", err)
-	}
-	// Another process may have created it meanwhile: its secret wins.
-	b, err = createOnce(path, []byte(hex.EncodeToString(raw)+"\n"))
 	if err != nil {
 		return nil, err
 	}

@@ -3,12 +3,31 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/iacc/iacc/blob"
 )
+
+// readOrCreate returns what path holds, first creating it with generate's
+// content if it does not exist (createOnce: processes that start together
+// agree on one file, the first one's).
+func readOrCreate(path string, generate func() ([]byte, error)) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		return b, nil
+	}
+	content, err := generate()
+	if err != nil {
+		return nil, err
+	}
+	return createOnce(path, content)
+}
 
 // createOnce stores content at path unless a file is there already, and
 // returns what path holds afterwards: content, or what another process
