@@ -103,4 +103,15 @@ func TestLocalJWTSecretPersists(t *testing.T) {
 	if len(a) < 32 || string(a) != string(b) {
 		t.Errorf("secrets %q and %q", a, b)
 	}
+	// A file too short to be a secret of ours is replaced.
+	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := localJWTSecret(dir)
+	if err != nil || len(c) < 32 || string(c) == string(a) {
+		t.Fatalf("after a short file: %q, %v", c, err)
+	}
+	if onDisk, _ := os.ReadFile(filepath.Join(dir, "jwt-secret")); strings.TrimSpace(string(onDisk)) != string(c) {
+		t.Errorf("the file holds %q, the secret is %q", onDisk, c)
+	}
 }
