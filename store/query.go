@@ -56,6 +56,24 @@ func listPage[T any](ctx context.Context, q Querier, table, cols string, w where
 	return out, total, nil
 }
 
+// queryAll runs query and scans every row it returns with scan.
+func queryAll[T any](ctx context.Context, q Querier, query string, args []any, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // qualify prefixes each column of a comma-separated list with alias, for a
 // list shared by single-table reads and joins.
 func qualify(alias, cols string) string {

@@ -189,32 +189,21 @@ func ResealWebhookSecrets(ctx context.Context, db *DB, batch int) (int, error) {
 	if batch <= 0 {
 		batch = 500
 	}
+	type row struct {
+		id     int64
+		secret string
+		prev   sql.NullString
+	}
+	scan := func(s interface{ Scan(...any) error }) (row, error) {
+		var r row
+		return r, s.Scan(&r.id, &r.secret, &r.prev)
+	}
+	stale := func(stored string) bool { return stored != "" && !k.Fresh(stored) }
 	changed, unopened := 0, 0
 	var firstErr error
 	for after := int64(0); ; {
-		type row struct {
-			id        int64
-			secret    string
-			prev      sql.NullString
-			newSecret string
-			newPrev   sql.NullString
-		}
-		var rows []row
-		err := func() error {
-			rs, err := db.QueryContext(ctx, `SELECT id, secret, previous_secret FROM webhook_endpoints WHERE id > ? ORDER BY id LIMIT ?`, after, batch)
-			if err != nil {
-				return err
-			}
-			defer rs.Close()
-			for rs.Next() {
-				var r row
-				if err := rs.Scan(&r.id, &r.secret, &r.prev); err != nil {
-					return err
-				}
-				rows = append(rows, r)
-			}
-			return rs.Err()
-		}()
+		rows, err := queryAll(ctx, db, `SELECT id, secret, previous_secret FROM webhook_endpoints WHERE id > ? ORDER BY id LIMIT ?`,
+			[]any{after, batch}, scan)
 		if err != nil {
 			return changed, fmt.Errorf("reseal webhook secrets: list endpoints: %w", err)
 		}
@@ -226,13 +215,13 @@ func ResealWebhookSecrets(ctx context.Context, db *DB, batch int) (int, error) {
 		}
 		after = rows[len(rows)-1].id
 		for _, r := range rows {
-			if k.Fresh(r.secret) && (!r.prev.Valid || r.prev.String == "" || k.Fresh(r.prev.String)) {
+			if !stale(r.secret) && !stale(r.prev.String) {
 				continue
 			}
-			r.newSecret, err = reseal(k, r.secret)
-			r.newPrev = r.prev
-			if err == nil && r.prev.Valid && r.prev.String != "" {
-				r.newPrev.String, err = reseal(k, r.prev.String)
+			secret, err := reseal(k, r.secret)
+			prev := r.prev
+			if err == nil {
+				prev.String, err = reseal(k, r.prev.String)
 			}
 			if err != nil {
 				if unopened++; firstErr == nil {
@@ -241,7 +230,7 @@ func ResealWebhookSecrets(ctx context.Context, db *DB, batch int) (int, error) {
 				continue
 			}
 			res, err := db.ExecContext(ctx, `UPDATE webhook_endpoints SET secret = ?, previous_secret = ?
-				WHERE id = ? AND secret = ? AND previous_secret <=> ?`, r.newSecret, r.newPrev, r.id, r.secret, r.prev)
+				WHERE id = ? AND secret = ? AND previous_secret <=> ?`, secret, prev, r.id, r.secret, r.prev)
 			if err != nil {
 				return changed, fmt.Errorf("reseal webhook endpoint %d: %w", r.id, err)
 			}
@@ -253,8 +242,11 @@ func ResealWebhookSecrets(ctx context.Context, db *DB, batch int) (int, error) {
 }
 
 // reseal opens a stored secret (with any key of k, or as plaintext) and
-// seals it with k's current key.
+// seals it with k's current key; "" (no secret) stays "".
 func reseal(k *Keyring, stored string) (string, error) {
+	if stored == "" {
+		return "", nil
+	}
 	plain, err := k.Open(stored, webhookSecretColumn)
 	if err != nil {
 		return "", err

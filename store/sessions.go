@@ -98,21 +98,12 @@ func SessionRevocations(ctx context.Context, q Querier, since time.Time) ([]Sess
 	if epoch := time.Unix(0, 0).UTC(); since.Before(epoch) {
 		since = epoch // the zero time is out of a DATETIME's range
 	}
-	rows, err := q.QueryContext(ctx, `SELECT family_id, MAX(revoked_at) AS at FROM refresh_tokens WHERE revoked_at >= ?
-		GROUP BY family_id ORDER BY at`, since)
-	if err != nil {
-		return nil, fmt.Errorf("list session revocations: %w", err)
-	}
-	defer rows.Close()
-	var out []SessionRevocation
-	for rows.Next() {
+	out, err := queryAll(ctx, q, `SELECT family_id, MAX(revoked_at) AS at FROM refresh_tokens WHERE revoked_at >= ?
+		GROUP BY family_id ORDER BY at`, []any{since}, func(row interface{ Scan(...any) error }) (SessionRevocation, error) {
 		var r SessionRevocation
-		if err := rows.Scan(&r.FamilyID, &r.At); err != nil {
-			return nil, fmt.Errorf("list session revocations: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+		return r, row.Scan(&r.FamilyID, &r.At)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list session revocations: %w", err)
 	}
 	return out, nil

@@ -193,20 +193,12 @@ func TokenRevocations(ctx context.Context, q Querier, since time.Time) ([]TokenR
 	if epoch := time.Unix(0, 0).UTC(); since.Before(epoch) {
 		since = epoch // the zero time is out of a DATETIME's range
 	}
-	rows, err := q.QueryContext(ctx, `SELECT id, token_gen, tokens_revoked_at FROM users WHERE tokens_revoked_at >= ? ORDER BY tokens_revoked_at`, since)
+	out, err := queryAll(ctx, q, `SELECT id, token_gen, tokens_revoked_at FROM users WHERE tokens_revoked_at >= ? ORDER BY tokens_revoked_at`,
+		[]any{since}, func(row interface{ Scan(...any) error }) (TokenRevocation, error) {
+			var r TokenRevocation
+			return r, row.Scan(&r.UserID, &r.Gen, &r.At)
+		})
 	if err != nil {
-		return nil, fmt.Errorf("list token revocations: %w", err)
-	}
-	defer rows.Close()
-	var out []TokenRevocation
-	for rows.Next() {
-		var r TokenRevocation
-		if err := rows.Scan(&r.UserID, &r.Gen, &r.At); err != nil {
-			return nil, fmt.Errorf("list token revocations: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list token revocations: %w", err)
 	}
 	return out, nil
