@@ -78,19 +78,15 @@ func deflateStreams(w io.Writer, doc []byte) error {
 	defer putBuffer(z)
 	out.Grow(len(doc) / 2)
 	out.Write(doc[:l.objs[0].off])
-	newOff := make([]int, len(l.offsets))
+	newOff := make([]int, l.size)
 	zw := zlibWriters.Get().(*zlib.Writer)
 	defer func() {
 		zw.Reset(io.Discard) // drop the reference to z
 		zlibWriters.Put(zw)
 	}()
 	for i, o := range l.objs {
-		end := l.xref
-		if i+1 < len(l.objs) {
-			end = l.objs[i+1].off
-		}
 		newOff[o.num] = out.Len()
-		obj := doc[o.off:end]
+		obj := l.object(doc, i)
 		head, data, tail, ok := plainStream(obj, o.num)
 		if !ok {
 			out.Write(obj)
@@ -112,7 +108,7 @@ func deflateStreams(w io.Writer, doc []byte) error {
 		out.Write(tail)
 	}
 	xref := out.Len()
-	fmt.Fprintf(out, "xref\n0 %d\n0000000000 65535 f \n", len(l.offsets))
+	fmt.Fprintf(out, "xref\n0 %d\n0000000000 65535 f \n", l.size)
 	for num := 1; num < len(newOff); num++ {
 		fmt.Fprintf(out, "%010d 00000 n \n", newOff[num])
 	}
@@ -125,13 +121,23 @@ func deflateStreams(w io.Writer, doc []byte) error {
 // layout is where a document's objects and cross-reference table are.
 type layout struct {
 	objs      []object // in file order
-	offsets   []int    // object number -> offset (0 for the free entry 0)
+	size      int      // entries of the table (objects + the free entry 0)
 	xref      int      // offset of "xref"
 	trailer   int      // offset of "trailer", after the table
 	startxref int      // offset of "startxref"
 }
 
 type object struct{ num, off int }
+
+// object returns the bytes of the i-th object in file order: from its
+// offset to the next object's, or to the table.
+func (l layout) object(doc []byte, i int) []byte {
+	end := l.xref
+	if i+1 < len(l.objs) {
+		end = l.objs[i+1].off
+	}
+	return doc[l.objs[i].off:end]
+}
 
 // xrefEntry is one in-use entry of fpdf's table: "%010d 00000 n \n".
 const xrefEntry = 20
@@ -162,7 +168,7 @@ func parseLayout(doc []byte) (layout, bool) {
 	if !bytes.HasPrefix(rest, []byte("0000000000 65535 f \n")) || len(rest) < n*xrefEntry {
 		return l, false
 	}
-	l.offsets = make([]int, n)
+	l.size = n
 	l.objs = make([]object, 0, n-1)
 	for i := 1; i < n; i++ {
 		e := rest[i*xrefEntry : (i+1)*xrefEntry]
@@ -176,7 +182,6 @@ func parseLayout(doc []byte) (layout, bool) {
 		if !bytes.HasPrefix(doc[off:], []byte(strconv.Itoa(i)+" 0 obj\n")) {
 			return l, false
 		}
-		l.offsets[i] = off
 		l.objs = append(l.objs, object{num: i, off: off})
 	}
 	rest = rest[n*xrefEntry:]

@@ -24,11 +24,7 @@ func objectsOf(t *testing.T, doc []byte) map[int][]byte {
 	}
 	objs := make(map[int][]byte, len(l.objs))
 	for i, o := range l.objs {
-		end := l.xref
-		if i+1 < len(l.objs) {
-			end = l.objs[i+1].off
-		}
-		objs[o.num] = doc[o.off:end]
+		objs[o.num] = l.object(doc, i)
 	}
 	return objs
 }
