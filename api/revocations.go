@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,37 +50,41 @@ func (r *revocations) sessionRevoked(sid string) bool {
 	return ok
 }
 
-// noteSession records that session sid was revoked at. The polls'
-// watermark stays where the database put it.
+// noteSession records that session sid was revoked at.
 func (r *revocations) noteSession(sid string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	since := r.sessSince
 	r.applySessions([]store.SessionRevocation{{FamilyID: sid, At: at}}, at)
-	r.sessSince = since
 }
 
 // applySessions merges revs and forgets the sessions revoked more than
-// r.keep before now; r.mu is held.
+// r.keep before now; r.mu is held. The map is copied only when it
+// changes: each poll re-reads the last minute's revocations.
 func (r *revocations) applySessions(revs []store.SessionRevocation, now time.Time) {
 	cur := *r.sessions.Load()
+	live := func(at time.Time) bool { return now.Sub(at) <= r.keep }
+	changed := slices.ContainsFunc(revs, func(rv store.SessionRevocation) bool {
+		_, known := cur[rv.FamilyID]
+		return !known && live(rv.At)
+	})
+	for _, at := range cur {
+		changed = changed || !live(at)
+	}
+	if !changed {
+		return
+	}
 	next := make(map[string]time.Time, len(cur)+len(revs))
 	for sid, at := range cur {
-		if now.Sub(at) <= r.keep {
+		if live(at) {
 			next[sid] = at
 		}
 	}
 	for _, rv := range revs {
-		if rv.At.After(r.sessSince) {
-			r.sessSince = rv.At
-		}
-		if now.Sub(rv.At) <= r.keep {
+		if live(rv.At) {
 			next[rv.FamilyID] = rv.At
 		}
 	}
-	if len(next) != len(cur) || len(revs) > 0 {
-		r.sessions.Store(&next)
-	}
+	r.sessions.Store(&next)
 }
 
 // revoked reports whether a token of generation gen of user uid is revoked.
@@ -99,9 +104,6 @@ func (r *revocations) apply(revs []store.TokenRevocation) {
 	cur := *r.gens.Load()
 	var next map[int64]int64
 	for _, rv := range revs {
-		if rv.At.After(r.since) {
-			r.since = rv.At
-		}
 		if cur[rv.UserID] >= rv.Gen {
 			continue
 		}
@@ -140,6 +142,18 @@ func (r *revocations) refresh(ctx context.Context, db *store.DB) error {
 	defer r.mu.Unlock()
 	r.apply(revs)
 	r.applySessions(sess, now)
+	// The watermarks move with what the database says only, never with
+	// the process's own notes (its clock may run ahead of another's).
+	for _, rv := range revs {
+		if rv.At.After(r.since) {
+			r.since = rv.At
+		}
+	}
+	for _, rv := range sess {
+		if rv.At.After(r.sessSince) {
+			r.sessSince = rv.At
+		}
+	}
 	r.loaded = true
 	return nil
 }
