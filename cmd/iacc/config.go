@@ -92,8 +92,7 @@ type Config struct {
 
 	Backup backupConfig // IACC_BACKUP_*, IACC_OPS_EMAIL (backup.go)
 
-	jwtGenerated  bool
-	keysGenerated bool // IACC_SECRET_KEYS unset outside production
+	jwtGenerated bool
 }
 
 // Local reports whether iacc runs in local (developer) mode.
@@ -333,6 +332,8 @@ func loadConfig(getenv envSource) (Config, error) {
 		c.jwtGenerated = true
 	}
 
+	// Unset outside production, SecretKeys stays nil: useSecretKeys
+	// loads the local development key.
 	keys, set := getenv("IACC_SECRET_KEYS")
 	switch {
 	case set && keys != "":
@@ -343,8 +344,6 @@ func loadConfig(getenv envSource) (Config, error) {
 		c.SecretKeys = k
 	case c.Env == "production":
 		fail("IACC_SECRET_KEYS", "is required in production: id:key pairs, the first seals (e.g. `k1:$(openssl rand -base64 32)`)")
-	default:
-		c.keysGenerated = true
 	}
 	return c, firstErr
 }
@@ -370,7 +369,7 @@ func localSecretKeys(dir string) (*store.Keyring, error) {
 // useSecretKeys makes the configured keyring, or the local development
 // one, seal and open this process's stored secrets.
 func useSecretKeys(cfg *Config, log *slog.Logger) error {
-	if cfg.keysGenerated && cfg.SecretKeys == nil {
+	if cfg.SecretKeys == nil {
 		k, err := localSecretKeys("./var")
 		if err != nil {
 			return fmt.Errorf("IACC_SECRET_KEYS: %w", err)

@@ -20,7 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Env != "local" || cfg.HTTPAddr != ":8080" || cfg.BlobDir != "./var/blobs" || cfg.RedisURL != "redis://127.0.0.1:6379/0" ||
-		cfg.MySQLDSN != "root@tcp(127.0.0.1:3306)/iacc" || !cfg.jwtGenerated || !cfg.keysGenerated || cfg.WorkerPoll != 20*time.Millisecond ||
+		cfg.MySQLDSN != "root@tcp(127.0.0.1:3306)/iacc" || !cfg.jwtGenerated || cfg.SecretKeys != nil || cfg.WorkerPoll != 20*time.Millisecond ||
 		cfg.CacheTTL != 5*time.Minute || !cfg.CachePipeline || cfg.Retention.Deliveries != 90*24*time.Hour {
 		t.Errorf("defaults = %+v", cfg)
 	}
