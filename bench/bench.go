@@ -3,6 +3,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -436,6 +437,8 @@ type Harness struct {
 	db           *store.DB
 	rdb          *redis.Client
 	releaseRedis func()
+	admin        *store.DB // holds the database's reservation (reserveDatabase)
+	adminConn    *sql.Conn
 	mysqlVersion string
 	redisVersion string
 
@@ -473,6 +476,14 @@ func (h *Harness) Close() {
 	if h.db != nil {
 		_ = h.db.Close()
 		h.db = nil
+	}
+	if h.adminConn != nil {
+		_ = h.adminConn.Close() // the lock goes with the connection
+		h.adminConn = nil
+	}
+	if h.admin != nil {
+		_ = h.admin.Close()
+		h.admin = nil
 	}
 	if h.tmp != "" {
 		_ = os.RemoveAll(h.tmp)

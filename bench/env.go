@@ -35,10 +35,15 @@ func newHarness(ctx context.Context, cfg Config) (*Harness, error) {
 	if err := os.WriteFile(filepath.Join(tmp, "pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return h, fmt.Errorf("write pid file: %w", err)
 	}
-	if err := h.setupDatabase(ctx); err != nil {
+	// Both reservations come before anything is dropped or flushed: a
+	// second run refuses to start instead of wiping the first one's data.
+	if err := h.reserveDatabase(ctx); err != nil {
 		return h, err
 	}
 	if err := h.setupRedis(ctx); err != nil {
+		return h, err
+	}
+	if err := h.setupDatabase(ctx); err != nil {
 		return h, err
 	}
 	if h.smtp, err = startSMTPSink(); err != nil {
@@ -77,7 +82,11 @@ func (h *Harness) DSN() string {
 	return base[:i+1] + h.cfg.Database + base[i+1:]
 }
 
-func (h *Harness) setupDatabase(ctx context.Context) error {
+// reserveDatabase takes a MySQL named lock on the bench database's name,
+// on a connection kept until Close: another harness cannot drop it (or
+// its <database>_backup) meanwhile, and a killed run's lock goes with its
+// connection.
+func (h *Harness) reserveDatabase(ctx context.Context) error {
 	if strings.ContainsAny(h.cfg.Database, "`/?") || !strings.HasPrefix(h.cfg.Database, "iacc_bench") {
 		return fmt.Errorf("refusing to drop database %q: its name must start with iacc_bench", h.cfg.Database)
 	}
@@ -89,10 +98,34 @@ func (h *Harness) setupDatabase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("MySQL server DSN: %w", err)
 	}
-	defer admin.Close()
-	if err := admin.QueryRowContext(ctx, "SELECT VERSION()").Scan(&h.mysqlVersion); err != nil {
+	conn, err := admin.Conn(ctx)
+	if err != nil {
+		_ = admin.Close()
 		return fmt.Errorf("connect to MySQL at %s: %w", h.cfg.MySQLServer, err)
 	}
+	h.admin, h.adminConn = admin, conn
+	if err := conn.QueryRowContext(ctx, "SELECT VERSION()").Scan(&h.mysqlVersion); err != nil {
+		return fmt.Errorf("connect to MySQL at %s: %w", h.cfg.MySQLServer, err)
+	}
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", databaseLockName(h.cfg.Database)).Scan(&got); err != nil {
+		return fmt.Errorf("reserve database %s: %w", h.cfg.Database, err)
+	}
+	if got.Int64 != 1 {
+		var holder sql.NullInt64
+		_ = conn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?)", databaseLockName(h.cfg.Database)).Scan(&holder)
+		return fmt.Errorf("database %s is in use by another iaccbench run (MySQL connection %d holds the lock %q); wait for it to end or pass -database",
+			h.cfg.Database, holder.Int64, databaseLockName(h.cfg.Database))
+	}
+	return nil
+}
+
+// databaseLockName is the MySQL named lock that reserves a bench database.
+func databaseLockName(database string) string { return "iaccbench:" + database }
+
+// setupDatabase drops, recreates and migrates the reserved database.
+func (h *Harness) setupDatabase(ctx context.Context) error {
+	admin := h.adminConn
 	h.logf("drop and recreate database %s", h.cfg.Database)
 	if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+store.QuoteIdent(h.cfg.Database)); err != nil {
 		return fmt.Errorf("drop database %s: %w", h.cfg.Database, err)
