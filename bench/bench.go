@@ -320,14 +320,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep *Report, err error
 		fmt.Fprintf(out, "NOTE: %s.\n\n", rep.Caveat)
 		for _, s := range scen {
 			h.logf("== scenario %s: %s", s.ID, s.Title)
-			c, cerr := machineCheck(ctx, s.ID, machineCheckWindow)
+			c, cerr := machineCheck(ctx, s.ID, machineCheckWindow, h.blobDir())
 			if cerr != nil {
 				err = fmt.Errorf("machine check before scenario %s: %w", s.ID, cerr)
 				break
 			}
 			rep.MachineChecks = append(rep.MachineChecks, c)
-			h.logf("machine check: SHA-256 on one core %.0f MB/s, on %d goroutines %.2f cores' worth; loopback round trip %.1f µs; memory copy %.0f MB/s; page fault %.1f µs",
-				c.OneCoreMB, c.CPUs, c.Cores, c.LoopbackUS, c.MemCopyMB, c.PageFaultUS)
+			h.logf("machine check: SHA-256 on one core %.0f MB/s, on %d goroutines %.2f cores' worth; loopback round trip %.1f µs; memory copy %.0f MB/s; page fault %.1f µs; file create %.0f µs",
+				c.OneCoreMB, c.CPUs, c.Cores, c.LoopbackUS, c.MemCopyMB, c.PageFaultUS, c.FileCreate)
 			rows, serr := s.Run(ctx, h)
 			rep.Rows = append(rep.Rows, rows...)
 			if serr != nil {

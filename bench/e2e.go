@@ -465,18 +465,22 @@ func runE2E(ctx context.Context, h *Harness) ([]Row, error) {
 	// Whether the backlog grew during the load: the webhook latency of the
 	// first and of the last tenth of the orders, and the webhooks received
 	// per second while orders were coming in.
-	var hookLat, mailLat, firstTenth, lastTenth latencies
+	// The same for the vendor emails, which wait behind the PDF renders.
+	var hookLat, mailLat, firstTenth, lastTenth, mailFirstTenth, mailLastTenth latencies
 	hooksDuringLoad, slowHooks := 0, 0
+	tenth := func(i int, d time.Duration, first, last *latencies) {
+		switch {
+		case i < len(created)/10:
+			*first = append(*first, d)
+		case i >= len(created)-len(created)/10:
+			*last = append(*last, d)
+		}
+	}
 	for i, o := range created {
 		hk, v, _ := rcv.arrivals(o.number)
 		if !hk.IsZero() {
 			hookLat = append(hookLat, hk.Sub(o.sent))
-			switch {
-			case i < len(created)/10:
-				firstTenth = append(firstTenth, hk.Sub(o.sent))
-			case i >= len(created)-len(created)/10:
-				lastTenth = append(lastTenth, hk.Sub(o.sent))
-			}
+			tenth(i, hk.Sub(o.sent), &firstTenth, &lastTenth)
 			if !hk.After(loadEnd) {
 				hooksDuringLoad++
 			}
@@ -486,12 +490,12 @@ func runE2E(ctx context.Context, h *Harness) ([]Row, error) {
 		}
 		if !v.IsZero() {
 			mailLat = append(mailLat, v.Sub(o.sent))
+			tenth(i, v.Sub(o.sent), &mailFirstTenth, &mailLastTenth)
 		}
 	}
-	firstTenth.sort()
-	lastTenth.sort()
-	hookLat.sort()
-	mailLat.sort()
+	for _, l := range []latencies{firstTenth, lastTenth, mailFirstTenth, mailLastTenth, hookLat, mailLat} {
+		l.sort()
+	}
 	rcv.mu.Lock()
 	dupHooks := 0
 	for _, k := range rcv.hookIDs {
@@ -555,6 +559,9 @@ func runE2E(ctx context.Context, h *Harness) ([]Row, error) {
 		Clients: opt.InFlight, OK: len(mailLat), Throughput: hr.Throughput,
 		P50ms: ms(mailLat.q(0.5)), P95ms: ms(mailLat.q(0.95)), P99ms: ms(mailLat.q(0.99)), Metrics: map[string]float64{}}
 	mr.note("the vendor email attaches the order's PDF: dispatch, the render, then email:send")
+	mr.Metrics["email_p50_first_tenth_ms"], mr.Metrics["email_p50_last_tenth_ms"] = ms(mailFirstTenth.q(0.5)), ms(mailLastTenth.q(0.5))
+	mr.note(fmt.Sprintf("p50 of the first tenth of the orders %s, of the last tenth %s",
+		fmtMS(ms(mailFirstTenth.q(0.5))), fmtMS(ms(mailLastTenth.q(0.5)))))
 	if mv > 0 || mi > 0 {
 		mr.note(fmt.Sprintf("missing after %s: %d vendor emails, %d accounting emails", opt.DrainLimit, mv, mi))
 	}

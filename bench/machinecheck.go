@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +23,11 @@ import (
 //     every request, statement and Redis call in the scenarios;
 //   - copying 32 MiB buffers (memory bandwidth, shared with the host's
 //     other tenants);
-//   - the cost of a page fault on memory the process never had.
+//   - the cost of a page fault on memory the process never had;
+//   - the cost of creating a small file in the child's blob directory, as
+//     every rendered PDF does (on ext4 it varies from about 20 µs to over
+//     1 ms with the directory's place on the disk: the inode allocator
+//     skips the inodes of its block group that were freed recently).
 //
 // On a shared host all of these move with the hour: a slow core, fewer cores
 // than the machine has, slow wake-ups, memory or page faults make every
@@ -34,13 +41,15 @@ type MachineCheck struct {
 	LoopbackUS  float64 `json:"loopback_round_trip_us"` // mean, one connection
 	MemCopyMB   float64 `json:"memory_copy_mb_per_s"`   // one goroutine, 32 MiB buffers
 	PageFaultUS float64 `json:"page_fault_us"`          // per fresh 4 KiB page (0: not measured)
+	FileCreate  float64 `json:"file_create_us"`         // create, write 3 KB, close, in the blob dir (0: not measured)
 	Window      string  `json:"window_per_measurement"` // how long each loop ran
 }
 
 const machineCheckWindow = 300 * time.Millisecond
 
-// machineCheck takes each reading, the loops running for window each.
-func machineCheck(ctx context.Context, before string, window time.Duration) (MachineCheck, error) {
+// machineCheck takes each reading, the loops running for window each; the
+// file creation one in blobDir, when it is not empty.
+func machineCheck(ctx context.Context, before string, window time.Duration, blobDir string) (MachineCheck, error) {
 	one, err := hashRate(ctx, 1, window)
 	if err != nil {
 		return MachineCheck{}, err
@@ -62,8 +71,15 @@ func machineCheck(ctx context.Context, before string, window time.Duration) (Mac
 	if err != nil {
 		return MachineCheck{}, err
 	}
+	var create time.Duration
+	if blobDir != "" {
+		if create, err = fileCreateCost(blobDir, 256); err != nil {
+			return MachineCheck{}, err
+		}
+	}
 	c := MachineCheck{Before: before, OneCoreMB: round2(one), AllMB: round2(all), CPUs: n, Window: window.String(),
-		LoopbackUS: round2(float64(rtt.Nanoseconds()) / 1e3), MemCopyMB: round2(copyMB), PageFaultUS: round2(float64(fault.Nanoseconds()) / 1e3)}
+		LoopbackUS: round2(float64(rtt.Nanoseconds()) / 1e3), MemCopyMB: round2(copyMB), PageFaultUS: round2(float64(fault.Nanoseconds()) / 1e3),
+		FileCreate: round2(float64(create.Nanoseconds()) / 1e3)}
 	if one > 0 {
 		c.Cores = round2(all / one)
 	}
@@ -87,6 +103,37 @@ func memCopyRate(ctx context.Context, window time.Duration) (float64, error) {
 		return 0, err
 	}
 	return float64(n) * size / 1e6 / time.Since(start).Seconds(), nil
+}
+
+// fileCreateCost is the mean time to create a file in a new directory under
+// dir (made if missing), write 3 KB to it and close it, over n files; the
+// directory is removed afterwards. No fsync: that is the disk's cost, not
+// the allocator's.
+func fileCreateCost(dir string, n int) (time.Duration, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return 0, fmt.Errorf("file check: %w", err)
+	}
+	sub, err := os.MkdirTemp(dir, ".machine-check-")
+	if err != nil {
+		return 0, fmt.Errorf("file check: %w", err)
+	}
+	defer os.RemoveAll(sub)
+	data := make([]byte, 3000)
+	start := time.Now()
+	for i := range n {
+		f, err := os.OpenFile(filepath.Join(sub, strconv.Itoa(i)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return 0, fmt.Errorf("file check: %w", err)
+		}
+		_, werr := f.Write(data)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return 0, fmt.Errorf("file check: %w", werr)
+		}
+	}
+	return time.Since(start) / time.Duration(max(n, 1)), nil
 }
 
 // loopbackRoundTrip is the mean time of a one-byte round trip to an echo
@@ -193,7 +240,8 @@ func machineCheckSummary(checks []MachineCheck) (line string, warnings []string)
 	rttLo, rttHi := span(checks, func(c MachineCheck) float64 { return c.LoopbackUS })
 	memLo, memHi := span(checks, func(c MachineCheck) float64 { return c.MemCopyMB })
 	pfLo, pfHi := span(checks, func(c MachineCheck) float64 { return c.PageFaultUS })
-	var short, slow []string
+	fcLo, fcHi := span(checks, func(c MachineCheck) float64 { return c.FileCreate })
+	var short, slow, slowFiles []string
 	for _, c := range checks {
 		if c.Cores < fewCoresFraction*float64(c.CPUs) {
 			short = append(short, fmt.Sprintf("%s (%.2f)", c.Before, c.Cores))
@@ -201,10 +249,16 @@ func machineCheckSummary(checks []MachineCheck) (line string, warnings []string)
 		if c.LoopbackUS > slowLoopbackUS {
 			slow = append(slow, fmt.Sprintf("%s (%.1f µs)", c.Before, c.LoopbackUS))
 		}
+		if c.FileCreate > slowFileCreateUS {
+			slowFiles = append(slowFiles, fmt.Sprintf("%s (%.0f µs)", c.Before, c.FileCreate))
+		}
 	}
 	line = fmt.Sprintf("machine check before each scenario: SHA-256 on one core %.0f–%.0f MB/s, on %d goroutines %.2f–%.2f cores' worth; "+
 		"loopback round trip %.1f–%.1f µs; memory copy %.0f–%.0f MB/s; page fault %.1f–%.1f µs",
 		oneLo, oneHi, checks[0].CPUs, coresLo, coresHi, rttLo, rttHi, memLo, memHi, pfLo, pfHi)
+	if fcHi > 0 {
+		line += fmt.Sprintf("; file create %.0f–%.0f µs", fcLo, fcHi)
+	}
 	if len(short) > 0 {
 		warnings = append(warnings, fmt.Sprintf("the host gave a CPU-bound loop less than %.0f %% of its %d CPUs before %s: "+
 			"it was busy with other work, so those scenarios' absolute targets (p99s, 200 orders/s) say more about the host than about iacc",
@@ -216,8 +270,19 @@ func machineCheckSummary(checks []MachineCheck) (line string, warnings []string)
 			"those scenarios' absolute targets (p99s, 200 orders/s) say more about the host than about iacc",
 			slowLoopbackUS, strings.Join(slow, ", ")))
 	}
+	if len(slowFiles) > 0 {
+		warnings = append(warnings, fmt.Sprintf("creating a small file in the blob directory took over %d µs before %s: "+
+			"every rendered PDF pays that in system CPU (about 20 µs where the file system's allocator is not held up; "+
+			"-env IACC_BLOB_DIR=… moves the blobs)", slowFileCreateUS, strings.Join(slowFiles, ", ")))
+	}
 	return line, warnings
 }
+
+// slowFileCreateUS: a check whose file creation took longer than this makes
+// the run end with a WARNING. On the VM of README.md's figures a file is
+// made in 10–25 µs in most directories, and in 0.5–1 ms in /tmp's
+// subdirectories at times.
+const slowFileCreateUS = 200
 
 // span is the lowest and the highest of one reading over the checks (at
 // least one).

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -9,7 +11,7 @@ import (
 )
 
 func TestMachineCheckMeasuresEachReading(t *testing.T) {
-	c, err := machineCheck(context.Background(), "intake", 50*time.Millisecond)
+	c, err := machineCheck(context.Background(), "intake", 50*time.Millisecond, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,9 +21,15 @@ func TestMachineCheckMeasuresEachReading(t *testing.T) {
 	if runtime.GOOS == "linux" && c.PageFaultUS <= 0 {
 		t.Errorf("check = %+v; want the cost of a page fault", c)
 	}
+	if c.FileCreate <= 0 {
+		t.Errorf("check = %+v; want the cost of creating a file in the blob dir", c)
+	}
+	if c, err := machineCheck(context.Background(), "pdf", 10*time.Millisecond, ""); err != nil || c.FileCreate != 0 {
+		t.Errorf("check without a blob dir = %+v, %v; want no file creation figure", c, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := machineCheck(ctx, "intake", time.Minute); err == nil {
+	if _, err := machineCheck(ctx, "intake", time.Minute, ""); err == nil {
 		t.Error("a cancelled check returned no error")
 	}
 }
@@ -62,5 +70,39 @@ func TestMachineCheckSummaryWarnsWhenLoopbackIsSlow(t *testing.T) {
 	w := warnings[0]
 	if !strings.Contains(w, "before intake (18.5 µs), e2e (24.2 µs)") || strings.Contains(w, "reads") {
 		t.Errorf("warning %q: want intake and e2e (over %d µs), not reads (9.9 µs)", w, slowLoopbackUS)
+	}
+}
+
+// The file check leaves nothing in the blob dir, makes a missing one, and
+// the summary warns on the scenarios before which creating a file was slow.
+func TestMachineCheckFileCreation(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blobs", "new")
+	took, err := fileCreateCost(dir, 8)
+	if err != nil || took <= 0 {
+		t.Fatalf("fileCreateCost = %v, %v", took, err)
+	}
+	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+		t.Errorf("blob dir after the check holds %v (%v); want it empty", left, err)
+	}
+	if _, err := fileCreateCost(filepath.Join(dir, "x\x00"), 1); err == nil {
+		t.Error("a check in a directory that cannot be made returned no error")
+	}
+	checks := []MachineCheck{
+		{Before: "intake", OneCoreMB: 1450, Cores: 1.95, CPUs: 2, LoopbackUS: 5, FileCreate: 21},
+		{Before: "e2e", OneCoreMB: 1440, Cores: 1.90, CPUs: 2, LoopbackUS: 5, FileCreate: 930.4},
+	}
+	line, warnings := machineCheckSummary(checks)
+	if !strings.Contains(line, "file create 21–930 µs") {
+		t.Errorf("line %q lacks the file creation range", line)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "before e2e (930 µs)") || strings.Contains(warnings[0], "intake") {
+		t.Errorf("warnings %q: want one, for e2e alone", warnings)
+	}
+	if line, _ := machineCheckSummary(checks[:1:1]); !strings.Contains(line, "file create 21–21") {
+		t.Errorf("line %q lacks the file creation figure", line)
+	}
+	checks[0].FileCreate = 0
+	if line, _ := machineCheckSummary(checks[:1]); strings.Contains(line, "file create") {
+		t.Errorf("line %q: no check measured file creation, so no figure", line)
 	}
 }

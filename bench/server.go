@@ -124,7 +124,7 @@ func (h *Harness) Server(ctx context.Context, sub string, env ...string) (*child
 		"IACC_HTTP_ADDR="+addr,
 		"IACC_JWT_SECRET="+h.jwtSecret,
 		"IACC_SECRET_KEYS="+h.secretKeys,
-		"IACC_BLOB_DIR="+filepath.Join(h.tmp, "blobs"),
+		"IACC_BLOB_DIR="+h.blobDir(),
 		"IACC_LOG_LEVEL=warn",
 		"IACC_SMTP_URL="+h.smtp.URL(),
 		// One client IP and one token generate all the load: raise the rate
@@ -269,4 +269,16 @@ func tailFile(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// blobDir is the child's IACC_BLOB_DIR: a directory in the run's temp dir,
+// unless -env sets another.
+func (h *Harness) blobDir() string {
+	dir := filepath.Join(h.tmp, "blobs")
+	for _, kv := range h.cfg.ChildEnv {
+		if v, ok := strings.CutPrefix(kv, "IACC_BLOB_DIR="); ok {
+			dir = v // the last value wins, as in the child's environment
+		}
+	}
+	return dir
 }
