@@ -36,7 +36,7 @@ import (
 // programs. Keep in step with their sources.
 var literalMetrics = map[string][]string{
 	// cmd/iacc/observe.go
-	"cmd/iacc/observe.go": {"iacc_build_info", "iacc_scrape_error", "iacc_outbox_pending", "iacc_redis_pool"},
+	"cmd/iacc/observe.go": {"iacc_build_info", "iacc_scrape_error", "iacc_outbox_pending", "iacc_redis_pool", "iacc_redis_memory_bytes"},
 	// exported by cmd/iacc (webhook endpoint states), landing with the webhooks feature
 	"cmd/iacc (webhooks)": {"iacc_webhook_endpoints"},
 	// worker/accounting/metrics.go BacklogGauge, registered by cmd/iacc/observe.go

@@ -200,6 +200,8 @@ func TestOrderOverHTTPProducesEveryEffect(t *testing.T) {
 		`iacc_api_transactions_in_use 0`,
 		`iacc_api_transaction_wait_seconds_total`,
 		`iacc_redis_pool{stat="total_conns"}`,
+		`iacc_redis_memory_bytes{stat="used"}`,
+		`iacc_redis_memory_bytes{stat="max"}`,
 		`iacc_build_info{version=`,
 	} {
 		if !bytes.Contains(body, []byte(want)) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -35,7 +36,7 @@ func newRegistry(d *deps, comp components, gate *precedence.Gate) (*prometheus.R
 		collectors.NewDBStatsCollector(d.db.DB, "iacc"),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_build_info", Help: "Build information; the value is 1.",
 			ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 }),
-		metrics.NewScrapeCollector(2*time.Second, outboxGauges(d.db), redisPoolGauges(d), webhookGauges(d.db), accounting.BacklogGauge(d.db)),
+		metrics.NewScrapeCollector(2*time.Second, outboxGauges(d.db), redisPoolGauges(d), redisMemoryGauges(d), webhookGauges(d.db), accounting.BacklogGauge(d.db)),
 		backup.NewCollector(d.db, d.cfg.Backup.OverdueAfter),
 	)
 	if comp.API && d.apiDB != nil {
@@ -114,6 +115,31 @@ func redisPoolGauges(d *deps) metrics.GaugeFunc {
 				{Labels: []string{"misses"}, Value: float64(st.Misses)},
 				{Labels: []string{"timeouts"}, Value: float64(st.Timeouts)},
 			}, nil
+		}}
+}
+
+// redisMemoryGauges reads Redis's INFO memory: what its data holds and its
+// maxmemory. With iacc's noeviction policy (deploy/), a full Redis refuses
+// writes: enqueues fail (the outbox relay keeps the events) and workers
+// cannot move tasks, while PING still answers.
+func redisMemoryGauges(d *deps) metrics.GaugeFunc {
+	return metrics.GaugeFunc{Name: "iacc_redis_memory_bytes",
+		Help:   "Redis memory (INFO memory): used is used_memory, max is maxmemory (0: no limit).",
+		Labels: []string{"stat"},
+		Read: func(ctx context.Context) ([]metrics.Sample, error) {
+			info, err := d.rdb.InfoMap(ctx, "memory").Result()
+			if err != nil {
+				return nil, err
+			}
+			var out []metrics.Sample
+			for _, f := range []struct{ stat, field string }{{"used", "used_memory"}, {"max", "maxmemory"}} {
+				v, err := strconv.ParseFloat(info["Memory"][f.field], 64)
+				if err != nil {
+					return nil, fmt.Errorf("redis INFO memory: %s: %w", f.field, err)
+				}
+				out = append(out, metrics.Sample{Labels: []string{f.stat}, Value: v})
+			}
+			return out, nil
 		}}
 }
 
