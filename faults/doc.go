@@ -1,8 +1,8 @@
 // Package faults is iacc's fault suite: it runs the real iacc binary as
 // child processes against a private MySQL database and a private Redis,
 // breaks things for real (kill -9, SIGTERM, a Redis or MySQL cut through
-// toxiproxy, Redis restarted empty, a poison task, a dead or slow webhook
-// receiver, two instances at once) and then proves, from MySQL and from
+// toxiproxy, Redis restarted empty or out of memory, a poison task, a dead
+// or slow webhook receiver, two instances at once) and then proves, from MySQL and from
 // the partners' own records, that nothing was lost and nothing was done
 // twice.
 //

@@ -29,6 +29,7 @@ func Scenarios() []Scenario {
 		{Num: 7, Name: "poison-task", Proves: "poison tasks are archived, the worker goes on", Run: poisonTask},
 		{Num: 8, Name: "webhook-outage", Proves: "isolation and retries of webhook deliveries", Long: true, Run: webhookOutage},
 		{Num: 9, Name: "two-serve", Proves: "invariant 2: two instances, no double work", Run: twoServe},
+		{Num: 10, Name: "redis-full", Proves: "invariants 1, 6: Redis out of memory (noeviction) during intake", Run: redisFull},
 	}
 }
 
@@ -237,6 +238,87 @@ func redisCut(ctx context.Context, s *Suite, r *Result) error {
 	_ = e.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox_events WHERE publish_attempts > 1 OR published_at > created_at + INTERVAL 2 SECOND`).Scan(&unpublished)
 	r.note("events published late (by the relay, after the cut): %d", unpublished)
 	e.finish(ctx, r, s.short(3*time.Minute, 2*time.Minute), backAt)
+	e.reruns(r, false)
+	strictResent(r)
+	return nil
+}
+
+// redisFull fills Redis during intake: maxmemory below what it holds,
+// with the noeviction policy iacc's deployments use. Redis then refuses
+// every write (enqueues, dequeues, leases, the cache's generation bumps,
+// the limiters' leases) while PING and reads still answer, which is not
+// the cut of scenario 3: the API must still answer 201 and keep the events
+// in the outbox, the workers must wait without losing or repeating
+// anything, and everything must be delivered once memory is freed.
+func redisFull(ctx context.Context, s *Suite, r *Result) error {
+	e, err := s.newEnv(ctx, "redis-full", EnvConfig{Receivers: []string{"a", "b"}})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	r.Dir = e.Dir
+	apiP, _, _, err := e.splitStack(ctx, nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	api := NewAPI(apiP.HTTP)
+	if err := e.Seed(ctx, api); err != nil {
+		return err
+	}
+	if err := e.RDB.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		return fmt.Errorf("set Redis's maxmemory-policy: %w", err)
+	}
+	rate := float64(s.shortN(20, 10))
+	full := s.short(30*time.Second, 8*time.Second)
+	stop := make(chan struct{})
+	var load *Load
+	done := make(chan struct{})
+	go func() { load = e.Pace(ctx, []*API{api}, rate, stop); close(done) }()
+	if err := sleepCtx(ctx, s.short(5*time.Second, 3*time.Second)); err != nil {
+		return err
+	}
+	// 1 byte: whatever Redis holds is over the limit.
+	if err := e.RDB.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		return fmt.Errorf("fill Redis: %w", err)
+	}
+	fullAt := time.Now()
+	e.Logf("Redis full (maxmemory 1, noeviction)")
+	_ = sleepCtx(ctx, full/2)
+	// Redis must really refuse writes, or the scenario proves nothing.
+	if err := e.RDB.Set(ctx, "iacc:faults:probe", "x", time.Minute).Err(); err == nil || !strings.Contains(err.Error(), "OOM") {
+		r.fail("a write to the full Redis answered %v, want an OOM error", err)
+	}
+	ready := api.Do(ctx, "GET", "/ready", nil)
+	r.note("GET /ready with Redis full: %d %s", ready.Status, truncate(strings.TrimSpace(string(ready.Body)), 120))
+	if err := sleepCtx(ctx, full-time.Since(fullAt)); err != nil {
+		return err
+	}
+	if err := e.RDB.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		return fmt.Errorf("free Redis: %w", err)
+	}
+	freedAt := time.Now()
+	e.Logf("Redis has memory again")
+	_ = sleepCtx(ctx, s.short(5*time.Second, 3*time.Second))
+	close(stop)
+	<-done
+	rs := load.Results()
+	all := Summarize(rs, time.Time{}, time.Time{})
+	during := Summarize(rs, fullAt, freedAt)
+	r.note("intake at %.0f/s: %s", rate, all)
+	r.note("while Redis was full (%s): %s", full, during)
+	if all.ByStatus[http.StatusCreated] != all.Total {
+		r.fail("intake did not answer 201 throughout: %s (e.g. %v)", all, all.FirstErrs)
+	}
+	if during.Total == 0 {
+		r.fail("no order was sent while Redis was full")
+	}
+	if during.Max > 2*time.Second {
+		r.fail("an order took %s with Redis full", during.Max)
+	}
+	var late int
+	_ = e.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox_events WHERE publish_attempts > 1 OR published_at > created_at + INTERVAL 2 SECOND`).Scan(&late)
+	r.note("events published late (by the relay, once Redis had memory): %d", late)
+	e.finish(ctx, r, s.short(3*time.Minute, 2*time.Minute), freedAt)
 	e.reruns(r, false)
 	strictResent(r)
 	return nil

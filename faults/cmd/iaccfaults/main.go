@@ -3,7 +3,7 @@
 // child processes, a private database and a private redis-server, prints
 // a table and exits 1 if any scenario failed (2 on a usage or set-up error).
 //
-//	go run ./faults/cmd/iaccfaults                 # all nine scenarios
+//	go run ./faults/cmd/iaccfaults                 # all ten scenarios
 //	go run ./faults/cmd/iaccfaults -run redis      # those whose "<n>-<name>" matches
 //	go run ./faults/cmd/iaccfaults -short -run '^[1-3]-'
 package main
