@@ -25,9 +25,9 @@ import (
 //     other tenants);
 //   - the cost of a page fault on memory the process never had;
 //   - the cost of creating a small file in the child's blob directory, as
-//     every rendered PDF does (on ext4 it varies from about 20 µs to over
-//     1 ms with the directory's place on the disk: the inode allocator
-//     skips the inodes of its block group that were freed recently).
+//     every rendered PDF does (on the reference VM's ext4 it varied from
+//     about 20 µs to over 1 ms with the directory, highest near many
+//     recently deleted files).
 //
 // On a shared host all of these move with the hour: a slow core, fewer cores
 // than the machine has, slow wake-ups, memory or page faults make every
