@@ -53,7 +53,23 @@ func e2eScenario() Scenario {
 const (
 	e2eP99Target   = 500.0 // ms, created → webhook received
 	e2eDrainTarget = 10 * time.Second
+	// e2eGrowthLimit: how much later than the first tenth of the orders the
+	// last tenth may get its webhook or vendor email (p50 against p50)
+	// before the backlog counts as growing during the load.
+	e2eGrowthLimit = time.Second
 )
+
+// backlogGrowth is how much later the last tenth of the orders got an
+// effect than the first tenth (p50 against p50; both sorted), and whether
+// that stays within e2eGrowthLimit. No latencies in either tenth is a
+// growth that cannot be told: not within.
+func backlogGrowth(first, last latencies) (time.Duration, bool) {
+	if len(first) == 0 || len(last) == 0 {
+		return 0, false
+	}
+	grew := last.q(0.5) - first.q(0.5)
+	return grew, grew <= e2eGrowthLimit
+}
 
 // e2eOptions tune the scenario. They come from the environment
 // (IACCBENCH_E2E_*), as cmd/iaccbench has no flags for them.
@@ -578,6 +594,15 @@ func runE2E(ctx context.Context, h *Harness) ([]Row, error) {
 		dr.Value = fmt.Sprintf("NOT drained %s after the load", opt.DrainLimit)
 	}
 	dr.check(fmt.Sprintf("drained ≤ %s", e2eDrainTarget), drained && drainTime <= e2eDrainTarget)
+	// No growing backlog: the last orders' effects came as soon after their
+	// POST as the first orders' did, for the webhook (queue critical) and
+	// for the vendor email (queue default, behind the PDF render).
+	hookGrew, hookOK := backlogGrowth(firstTenth, lastTenth)
+	mailGrew, mailOK := backlogGrowth(mailFirstTenth, mailLastTenth)
+	dr.Metrics["webhook_growth_ms"], dr.Metrics["email_growth_ms"] = ms(hookGrew), ms(mailGrew)
+	dr.check(fmt.Sprintf("no growing backlog (last tenth's p50 ≤ first tenth's + %s, webhook and vendor email)", e2eGrowthLimit), hookOK && mailOK)
+	dr.note(fmt.Sprintf("during the load the backlog grew by %s for webhooks and %s for vendor emails (p50 of the last tenth of the orders minus the first)",
+		fmtMS(ms(hookGrew)), fmtMS(ms(mailGrew))))
 	dr.note(fmt.Sprintf("last webhook/email %.1fs after the last answer; %d webhooks, %d vendor + %d accounting emails; queues: %s",
 		max(lastArrival.Sub(loadEnd), 0).Seconds(), len(created)-mh, len(created)-mv, len(created)-mi, queued))
 	// What the load left in Redis: asynq keeps each completed task for its

@@ -6,6 +6,7 @@ import (
 	"net/smtp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The receiver matches webhooks by the order number in their body and
@@ -68,6 +69,36 @@ func TestSQLQuote(t *testing.T) {
 	for in, want := range map[string]string{`O'Brien`: `O''Brien`, `a\b`: `a\\b`, "Müller": "Müller"} {
 		if got := sqlQuote(in); got != want {
 			t.Errorf("sqlQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The backlog grows when the last tenth of the orders waits longer for an
+// effect than the first tenth, by more than the limit.
+func TestBacklogGrowthComparesTheTenthsMedians(t *testing.T) {
+	ms := func(v ...int) latencies {
+		l := make(latencies, len(v))
+		for i, x := range v {
+			l[i] = time.Duration(x) * time.Millisecond
+		}
+		l.sort()
+		return l
+	}
+	for _, c := range []struct {
+		name        string
+		first, last latencies
+		grew        time.Duration
+		ok          bool
+	}{
+		{"steady", ms(40, 50, 60), ms(45, 49, 70), -time.Millisecond, true},
+		{"within the limit", ms(100, 200, 300), ms(900, 1200, 5000), time.Second, true},
+		{"growing", ms(1000, 1500, 2000), ms(7000, 7800, 9000), 6300 * time.Millisecond, false},
+		{"no last tenth", ms(40), nil, 0, false},
+		{"no first tenth", nil, ms(40), 0, false},
+	} {
+		grew, ok := backlogGrowth(c.first, c.last)
+		if grew != c.grew || ok != c.ok {
+			t.Errorf("%s: backlogGrowth = %v, %v; want %v, %v", c.name, grew, ok, c.grew, c.ok)
 		}
 	}
 }
