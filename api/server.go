@@ -211,6 +211,16 @@ func (s *Server) Close() {
 	}
 }
 
+// CachePoolStats are the connection pool statistics of the read cache's
+// own Redis client, the one its pipelined lookups use (nil when lookups are
+// not pipelined).
+func (s *Server) CachePoolStats() *redis.PoolStats {
+	if s.cache == nil || s.cache.pipeClient == nil {
+		return nil
+	}
+	return s.cache.pipeClient.PoolStats()
+}
+
 // requestCtx is the context for a handler's database and queue work: the
 // request's context with the configured deadline.
 func (s *Server) requestCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/iacc/iacc/metrics"
 	"github.com/iacc/iacc/precedence"
@@ -27,7 +28,10 @@ import (
 // and process collectors, build info, MySQL and Redis pool stats, the outbox
 // backlog, and (in processes that run the cron table, unless turned off) the
 // asynq queue collector — once per deployment, not per replica.
-func newRegistry(d *deps, comp components, gate *precedence.Gate) (*prometheus.Registry, *metrics.Set) {
+//
+// cachePool returns the read cache's own Redis pool statistics once the API
+// runs with pipelined lookups, else nil; it may be nil itself.
+func newRegistry(d *deps, comp components, gate *precedence.Gate, cachePool func() *redis.PoolStats) (*prometheus.Registry, *metrics.Set) {
 	reg := prometheus.NewRegistry()
 	set := metrics.New(reg)
 	reg.MustRegister(
@@ -36,7 +40,7 @@ func newRegistry(d *deps, comp components, gate *precedence.Gate) (*prometheus.R
 		collectors.NewDBStatsCollector(d.db.DB, "iacc"),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iacc_build_info", Help: "Build information; the value is 1.",
 			ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 }),
-		metrics.NewScrapeCollector(2*time.Second, outboxGauges(d.db), redisPoolGauges(d), redisMemoryGauges(d), webhookGauges(d.db), accounting.BacklogGauge(d.db)),
+		metrics.NewScrapeCollector(2*time.Second, outboxGauges(d.db), redisPoolGauges(d, cachePool), redisMemoryGauges(d), webhookGauges(d.db), accounting.BacklogGauge(d.db)),
 		backup.NewCollector(d.db, d.cfg.Backup.OverdueAfter),
 	)
 	if comp.API && d.apiDB != nil {
@@ -100,22 +104,35 @@ func webhookGauges(db *store.DB) metrics.GaugeFunc {
 		}}
 }
 
-func redisPoolGauges(d *deps) metrics.GaugeFunc {
-	return metrics.GaugeFunc{Name: "iacc_redis_pool", Help: "Redis connection pool statistics.", Labels: []string{"stat"},
+// redisPoolGauges are the connection pools' statistics: pool "main" is the
+// client every part of the process shares, pool "cache" the read cache's
+// own client for its pipelined lookups (API processes only).
+func redisPoolGauges(d *deps, cachePool func() *redis.PoolStats) metrics.GaugeFunc {
+	return metrics.GaugeFunc{Name: "iacc_redis_pool", Help: "Redis connection pool statistics, by pool (main; cache: the read cache's pipelined lookups).",
+		Labels: []string{"pool", "stat"},
 		Read: func(ctx context.Context) ([]metrics.Sample, error) {
 			// A ping makes Redis trouble visible as iacc_scrape_error{source="iacc_redis_pool"}.
 			if err := d.rdb.Ping(ctx).Err(); err != nil {
 				return nil, err
 			}
-			st := d.rdb.PoolStats()
-			return []metrics.Sample{
-				{Labels: []string{"total_conns"}, Value: float64(st.TotalConns)},
-				{Labels: []string{"idle_conns"}, Value: float64(st.IdleConns)},
-				{Labels: []string{"hits"}, Value: float64(st.Hits)},
-				{Labels: []string{"misses"}, Value: float64(st.Misses)},
-				{Labels: []string{"timeouts"}, Value: float64(st.Timeouts)},
-			}, nil
+			out := poolSamples("main", d.rdb.PoolStats())
+			if cachePool != nil {
+				if st := cachePool(); st != nil {
+					out = append(out, poolSamples("cache", st)...)
+				}
+			}
+			return out, nil
 		}}
+}
+
+func poolSamples(pool string, st *redis.PoolStats) []metrics.Sample {
+	return []metrics.Sample{
+		{Labels: []string{pool, "total_conns"}, Value: float64(st.TotalConns)},
+		{Labels: []string{pool, "idle_conns"}, Value: float64(st.IdleConns)},
+		{Labels: []string{pool, "hits"}, Value: float64(st.Hits)},
+		{Labels: []string{pool, "misses"}, Value: float64(st.Misses)},
+		{Labels: []string{pool, "timeouts"}, Value: float64(st.Timeouts)},
+	}
 }
 
 // redisMemoryGauges reads Redis's INFO memory: what its data holds and its

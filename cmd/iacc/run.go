@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -128,7 +129,13 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 		gate = precedence.New(precedence.Config{Budget: cfg.APIPrecedence, Backlog: worker.Backlog(d.rdb), Logger: d.log})
 	}
 	r.precedence = gate
-	reg, set := newRegistry(d, comp, gate)
+	var apiSrv atomic.Pointer[api.Server] // for the cache pool's gauge, set once the API exists
+	reg, set := newRegistry(d, comp, gate, func() *redis.PoolStats {
+		if s := apiSrv.Load(); s != nil {
+			return s.CachePoolStats()
+		}
+		return nil
+	})
 	if comp.Worker {
 		mailer, err := email.NewMailer(email.Config{URL: cfg.SMTPURL, From: cfg.MailFrom, Timeout: cfg.SMTPTimeout})
 		if err != nil {
@@ -203,6 +210,7 @@ func start(ctx context.Context, d *deps, comp components, ln net.Listener) (*run
 				LoginFailuresPerAccount: cfg.LoginFailures, LoginFailuresPerIP: cfg.LoginFailuresPerIP, LoginWindow: cfg.LoginWindow,
 			},
 		}, api.Deps{DB: d.apiDB, Redis: d.rdb, Queue: d.queue, Blobs: d.blobs, Logger: d.log, Metrics: set, Gatherer: reg, Precedence: gate})
+		apiSrv.Store(r.api)
 		if ln == nil {
 			var err error
 			ln, err = net.Listen("tcp", cfg.HTTPAddr)
