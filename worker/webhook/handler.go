@@ -189,10 +189,12 @@ func (h *Handler) Handle(ctx context.Context, p tasks.WebhookDeliver, _ *asynq.T
 	if err != nil {
 		return tasks.Permanent(err)
 	}
-	if _, err := ep.SigningSecrets(time.Now()); err != nil {
-		// A key missing from IACC_SECRET_KEYS is this process's
-		// configuration, not the receiver's fault: no attempt is recorded,
-		// and the task retries like one that found MySQL down.
+	// The secrets of the rotation's overlap window as the task starts. A key
+	// missing from IACC_SECRET_KEYS is this process's configuration, not
+	// the receiver's fault: no attempt is recorded, and the task retries
+	// like one that found MySQL down.
+	secrets, err := ep.SigningSecrets(time.Now())
+	if err != nil {
 		return err
 	}
 	if !h.acquire(ep.ID) {
@@ -207,7 +209,7 @@ func (h *Handler) Handle(ctx context.Context, p tasks.WebhookDeliver, _ *asynq.T
 	if !ok {
 		return h.claimedElsewhere(ctx, p)
 	}
-	res := h.attempt(ctx, ep, d, body)
+	res := h.attempt(ctx, ep, d, body, secrets)
 	return h.settle(ctx, ep, d, res)
 }
 
@@ -241,15 +243,10 @@ type result struct {
 	retryAfter time.Duration
 }
 
-// attempt sends the delivery once.
-func (h *Handler) attempt(ctx context.Context, ep store.WebhookEndpoint, d store.WebhookDelivery, body []byte) result {
+// attempt sends the delivery once, signed with secrets.
+func (h *Handler) attempt(ctx context.Context, ep store.WebhookEndpoint, d store.WebhookDelivery, body []byte, secrets []string) result {
 	res := result{started: time.Now()}
 	defer func() { res.duration = time.Since(res.started) }()
-	secrets, err := ep.SigningSecrets(res.started)
-	if err != nil {
-		res.err = err
-		return res
-	}
 	sig, err := Sign(secrets, d.MsgID, res.started, body)
 	if err != nil {
 		res.err = err
