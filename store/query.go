@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // where builds a conjunction of equality filters.
@@ -54,6 +55,15 @@ func listPage[T any](ctx context.Context, q Querier, table, cols string, w where
 		return nil, 0, fmt.Errorf("list %s: %w", table, err)
 	}
 	return out, total, nil
+}
+
+// sinceEpoch is t, or 1970-01-01 for an earlier t: a "since" bound for a
+// DATETIME column, whose range the zero time is out of.
+func sinceEpoch(t time.Time) time.Time {
+	if epoch := time.Unix(0, 0).UTC(); t.Before(epoch) {
+		return epoch
+	}
+	return t
 }
 
 // queryAll runs query and scans every row it returns with scan.

@@ -95,11 +95,8 @@ type SessionRevocation struct {
 // SessionRevocations lists the sessions revoked at or after since, oldest
 // first.
 func SessionRevocations(ctx context.Context, q Querier, since time.Time) ([]SessionRevocation, error) {
-	if epoch := time.Unix(0, 0).UTC(); since.Before(epoch) {
-		since = epoch // the zero time is out of a DATETIME's range
-	}
 	out, err := queryAll(ctx, q, `SELECT family_id, MAX(revoked_at) AS at FROM refresh_tokens WHERE revoked_at >= ?
-		GROUP BY family_id ORDER BY at`, []any{since}, func(row interface{ Scan(...any) error }) (SessionRevocation, error) {
+		GROUP BY family_id ORDER BY at`, []any{sinceEpoch(since)}, func(row interface{ Scan(...any) error }) (SessionRevocation, error) {
 		var r SessionRevocation
 		return r, row.Scan(&r.FamilyID, &r.At)
 	})

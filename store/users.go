@@ -190,11 +190,8 @@ type TokenRevocation struct {
 // TokenRevocations lists the users whose tokens were revoked at or after
 // since (the zero time, or any before 1970: all of them), oldest first.
 func TokenRevocations(ctx context.Context, q Querier, since time.Time) ([]TokenRevocation, error) {
-	if epoch := time.Unix(0, 0).UTC(); since.Before(epoch) {
-		since = epoch // the zero time is out of a DATETIME's range
-	}
 	out, err := queryAll(ctx, q, `SELECT id, token_gen, tokens_revoked_at FROM users WHERE tokens_revoked_at >= ? ORDER BY tokens_revoked_at`,
-		[]any{since}, func(row interface{ Scan(...any) error }) (TokenRevocation, error) {
+		[]any{sinceEpoch(since)}, func(row interface{ Scan(...any) error }) (TokenRevocation, error) {
 			var r TokenRevocation
 			return r, row.Scan(&r.UserID, &r.Gen, &r.At)
 		})
