@@ -173,10 +173,22 @@ func sigtermWorker(ctx context.Context, s *Suite, r *Result) error {
 	return slowBurst(ctx, s, r, "sigterm-worker", false)
 }
 
-// redisCut cuts Redis (toxiproxy disabled: connections dropped, new ones
-// refused) for 30 s during intake at a fixed rate.
-func redisCut(ctx context.Context, s *Suite, r *Result) error {
-	e, err := s.newEnv(ctx, "redis-cut", EnvConfig{Receivers: []string{"a", "b"}})
+// redisFault is what scenarios 3 and 10 do to Redis in the middle of a
+// steady intake: begin it, look at it halfway, end it.
+type redisFault struct {
+	name    string
+	what    string // "Redis was …", for the notes: "cut", "full"
+	begin   func(ctx context.Context, e *Env) error
+	halfway func(ctx context.Context, e *Env, api *API, r *Result)
+	end     func(ctx context.Context, e *Env) error
+}
+
+// intakeThroughRedisFault takes orders at 20/s (10 with -short) while f
+// holds Redis for 30 s (8 s) in the middle. Every order must answer 201
+// within 2 s, the events wait in the outbox, and every effect must arrive
+// once after Redis is back, nothing resent.
+func intakeThroughRedisFault(ctx context.Context, s *Suite, r *Result, f redisFault) error {
+	e, err := s.newEnv(ctx, f.name, EnvConfig{Receivers: []string{"a", "b"}})
 	if err != nil {
 		return err
 	}
@@ -190,11 +202,8 @@ func redisCut(ctx context.Context, s *Suite, r *Result) error {
 	if err := e.Seed(ctx, api); err != nil {
 		return err
 	}
-	rate := 20.0
-	if s.opts.Short {
-		rate = 10
-	}
-	cut := s.short(30*time.Second, 8*time.Second)
+	rate := float64(s.shortN(20, 10))
+	length := s.short(30*time.Second, 8*time.Second)
 	stop := make(chan struct{})
 	var load *Load
 	done := make(chan struct{})
@@ -202,126 +211,99 @@ func redisCut(ctx context.Context, s *Suite, r *Result) error {
 	if err := sleepCtx(ctx, s.short(5*time.Second, 3*time.Second)); err != nil {
 		return err
 	}
-	cutAt := time.Now()
-	e.RedisProxy.Stop()
-	e.Logf("Redis cut")
-	// Mid-cut, /ready must say which part is down.
-	_ = sleepCtx(ctx, cut/2)
-	ready := api.Do(ctx, "GET", "/ready", nil)
-	r.note("GET /ready during the cut: %d %s", ready.Status, truncate(strings.TrimSpace(string(ready.Body)), 120))
-	if ready.Status != http.StatusServiceUnavailable || !strings.Contains(string(ready.Body), "redis") {
-		r.fail("/ready during the Redis cut answered %d %s, want 503 naming redis", ready.Status, ready.Body)
-	}
-	if err := sleepCtx(ctx, cut-time.Since(cutAt)); err != nil {
+	if err := f.begin(ctx, e); err != nil {
 		return err
 	}
-	if err := e.RedisProxy.Start(); err != nil {
-		return fmt.Errorf("restore Redis proxy: %w", err)
+	beganAt := time.Now()
+	e.Logf("Redis %s", f.what)
+	_ = sleepCtx(ctx, length/2)
+	f.halfway(ctx, e, api, r)
+	if err := sleepCtx(ctx, length-time.Since(beganAt)); err != nil {
+		return err
 	}
-	backAt := time.Now()
+	if err := f.end(ctx, e); err != nil {
+		return err
+	}
+	endedAt := time.Now()
 	e.Logf("Redis back")
 	_ = sleepCtx(ctx, s.short(5*time.Second, 3*time.Second))
 	close(stop)
 	<-done
 	rs := load.Results()
 	all := Summarize(rs, time.Time{}, time.Time{})
-	during := Summarize(rs, cutAt, backAt)
+	during := Summarize(rs, beganAt, endedAt)
 	r.note("intake at %.0f/s: %s", rate, all)
-	r.note("during the %s cut: %s", cut, during)
+	r.note("while Redis was %s (%s): %s", f.what, length, during)
 	if all.ByStatus[http.StatusCreated] != all.Total {
 		r.fail("intake did not answer 201 throughout: %s (e.g. %v)", all, all.FirstErrs)
 	}
-	if during.Max > 2*time.Second {
-		r.fail("an order took %s with Redis down", during.Max)
+	if during.Total == 0 {
+		r.fail("no order was sent while Redis was %s", f.what)
 	}
-	var unpublished int
-	_ = e.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox_events WHERE publish_attempts > 1 OR published_at > created_at + INTERVAL 2 SECOND`).Scan(&unpublished)
-	r.note("events published late (by the relay, after the cut): %d", unpublished)
-	e.finish(ctx, r, s.short(3*time.Minute, 2*time.Minute), backAt)
+	if during.Max > 2*time.Second {
+		r.fail("an order took %s while Redis was %s", during.Max, f.what)
+	}
+	var late int
+	_ = e.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox_events WHERE publish_attempts > 1 OR published_at > created_at + INTERVAL 2 SECOND`).Scan(&late)
+	r.note("events published late (by the relay, once Redis was back): %d", late)
+	e.finish(ctx, r, s.short(3*time.Minute, 2*time.Minute), endedAt)
 	e.reruns(r, false)
 	strictResent(r)
 	return nil
 }
 
-// redisFull fills Redis during intake: maxmemory below what it holds,
-// with the noeviction policy iacc's deployments use. Redis then refuses
-// every write (enqueues, dequeues, leases, the cache's generation bumps,
-// the limiters' leases) while PING and reads still answer, which is not
-// the cut of scenario 3: the API must still answer 201 and keep the events
-// in the outbox, the workers must wait without losing or repeating
-// anything, and everything must be delivered once memory is freed.
+// redisCut cuts Redis (toxiproxy disabled: connections dropped, new ones
+// refused) during intake; /ready must say so.
+func redisCut(ctx context.Context, s *Suite, r *Result) error {
+	return intakeThroughRedisFault(ctx, s, r, redisFault{name: "redis-cut", what: "cut",
+		begin: func(_ context.Context, e *Env) error { e.RedisProxy.Stop(); return nil },
+		halfway: func(ctx context.Context, _ *Env, api *API, r *Result) {
+			ready := api.Do(ctx, "GET", "/ready", nil)
+			r.note("GET /ready during the cut: %d %s", ready.Status, truncate(strings.TrimSpace(string(ready.Body)), 120))
+			if ready.Status != http.StatusServiceUnavailable || !strings.Contains(string(ready.Body), "redis") {
+				r.fail("/ready during the Redis cut answered %d %s, want 503 naming redis", ready.Status, ready.Body)
+			}
+		},
+		end: func(_ context.Context, e *Env) error {
+			if err := e.RedisProxy.Start(); err != nil {
+				return fmt.Errorf("restore Redis proxy: %w", err)
+			}
+			return nil
+		},
+	})
+}
+
+// redisFull fills Redis during intake: maxmemory 1 byte, with the
+// noeviction policy iacc's deployments use. Redis then refuses every write
+// (enqueues, dequeues, leases, the cache's generation bumps, the limiters'
+// leases) while PING and reads still answer, which is not the cut of
+// scenario 3.
 func redisFull(ctx context.Context, s *Suite, r *Result) error {
-	e, err := s.newEnv(ctx, "redis-full", EnvConfig{Receivers: []string{"a", "b"}})
-	if err != nil {
-		return err
-	}
-	defer e.Close()
-	r.Dir = e.Dir
-	apiP, _, _, err := e.splitStack(ctx, nil, nil, nil)
-	if err != nil {
-		return err
-	}
-	api := NewAPI(apiP.HTTP)
-	if err := e.Seed(ctx, api); err != nil {
-		return err
-	}
-	if err := e.RDB.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
-		return fmt.Errorf("set Redis's maxmemory-policy: %w", err)
-	}
-	rate := float64(s.shortN(20, 10))
-	full := s.short(30*time.Second, 8*time.Second)
-	stop := make(chan struct{})
-	var load *Load
-	done := make(chan struct{})
-	go func() { load = e.Pace(ctx, []*API{api}, rate, stop); close(done) }()
-	if err := sleepCtx(ctx, s.short(5*time.Second, 3*time.Second)); err != nil {
-		return err
-	}
-	// 1 byte: whatever Redis holds is over the limit.
-	if err := e.RDB.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
-		return fmt.Errorf("fill Redis: %w", err)
-	}
-	fullAt := time.Now()
-	e.Logf("Redis full (maxmemory 1, noeviction)")
-	_ = sleepCtx(ctx, full/2)
-	// Redis must really refuse writes, or the scenario proves nothing.
-	if err := e.RDB.Set(ctx, "iacc:faults:probe", "x", time.Minute).Err(); err == nil || !strings.Contains(err.Error(), "OOM") {
-		r.fail("a write to the full Redis answered %v, want an OOM error", err)
-	}
-	ready := api.Do(ctx, "GET", "/ready", nil)
-	r.note("GET /ready with Redis full: %d %s", ready.Status, truncate(strings.TrimSpace(string(ready.Body)), 120))
-	if err := sleepCtx(ctx, full-time.Since(fullAt)); err != nil {
-		return err
-	}
-	if err := e.RDB.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
-		return fmt.Errorf("free Redis: %w", err)
-	}
-	freedAt := time.Now()
-	e.Logf("Redis has memory again")
-	_ = sleepCtx(ctx, s.short(5*time.Second, 3*time.Second))
-	close(stop)
-	<-done
-	rs := load.Results()
-	all := Summarize(rs, time.Time{}, time.Time{})
-	during := Summarize(rs, fullAt, freedAt)
-	r.note("intake at %.0f/s: %s", rate, all)
-	r.note("while Redis was full (%s): %s", full, during)
-	if all.ByStatus[http.StatusCreated] != all.Total {
-		r.fail("intake did not answer 201 throughout: %s (e.g. %v)", all, all.FirstErrs)
-	}
-	if during.Total == 0 {
-		r.fail("no order was sent while Redis was full")
-	}
-	if during.Max > 2*time.Second {
-		r.fail("an order took %s with Redis full", during.Max)
-	}
-	var late int
-	_ = e.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox_events WHERE publish_attempts > 1 OR published_at > created_at + INTERVAL 2 SECOND`).Scan(&late)
-	r.note("events published late (by the relay, once Redis had memory): %d", late)
-	e.finish(ctx, r, s.short(3*time.Minute, 2*time.Minute), freedAt)
-	e.reruns(r, false)
-	strictResent(r)
-	return nil
+	return intakeThroughRedisFault(ctx, s, r, redisFault{name: "redis-full", what: "full",
+		begin: func(ctx context.Context, e *Env) error {
+			if err := e.RDB.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+				return fmt.Errorf("set Redis's maxmemory-policy: %w", err)
+			}
+			if err := e.RDB.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+				return fmt.Errorf("fill Redis: %w", err)
+			}
+			return nil
+		},
+		halfway: func(ctx context.Context, e *Env, api *API, r *Result) {
+			// Redis must really refuse writes, or the scenario proves nothing.
+			if err := e.RDB.Set(ctx, "iacc:faults:probe", "x", time.Minute).Err(); err == nil || !strings.Contains(err.Error(), "OOM") {
+				r.fail("a write to the full Redis answered %v, want an OOM error", err)
+			}
+			ready := api.Do(ctx, "GET", "/ready", nil)
+			r.note("GET /ready with Redis full: %d %s", ready.Status, truncate(strings.TrimSpace(string(ready.Body)), 120))
+		},
+		end: func(ctx context.Context, e *Env) error {
+			if err := e.RDB.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+				return fmt.Errorf("free Redis: %w", err)
+			}
+			return nil
+		},
+	})
 }
 
 // redisRestartEmpty kills redis-server with work in flight (a backlog of
