@@ -439,6 +439,7 @@ type Harness struct {
 	releaseRedis func()
 	admin        *store.DB // holds the database's reservation (reserveDatabase)
 	adminConn    *sql.Conn
+	reserved     bool // adminConn holds the database's named lock
 	mysqlVersion string
 	redisVersion string
 
@@ -478,7 +479,16 @@ func (h *Harness) Close() {
 		h.db = nil
 	}
 	if h.adminConn != nil {
-		_ = h.adminConn.Close() // the lock goes with the connection
+		if h.reserved {
+			// Released here rather than left to the connection's end: the
+			// server drops a closed connection's locks asynchronously, so a
+			// run started right after this one could still find it held.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = h.adminConn.ExecContext(ctx, "DO RELEASE_LOCK(?)", databaseLockName(h.cfg.Database))
+			cancel()
+			h.reserved = false
+		}
+		_ = h.adminConn.Close()
 		h.adminConn = nil
 	}
 	if h.admin != nil {
