@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +30,7 @@ func run() int {
 	cfg := bench.DefaultConfig()
 	var scenarios, intakeClients string
 	var strict, quiet, list bool
+	var cpuProfile string
 	fs := flag.NewFlagSet("iaccbench", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: iaccbench [flags]\n\nScenarios (-scenarios, comma-separated ids or numbers; default all):\n")
@@ -66,6 +68,7 @@ func run() int {
 	fs.BoolVar(&strict, "strict", false, "exit with status 3 when a target FAILs")
 	fs.BoolVar(&quiet, "q", false, "no progress lines on stderr")
 	fs.BoolVar(&list, "list", false, "list the scenarios and exit")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the harness's own CPU profile (load generator, receivers) to this file; the child's: -env IACC_PPROF_ADDR=…")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -106,6 +109,25 @@ func run() int {
 	}
 	if quiet {
 		cfg.Log = nil
+	}
+
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "iaccbench: -cpuprofile:", err)
+			return 2
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "iaccbench: -cpuprofile:", err)
+			_ = f.Close()
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "iaccbench: -cpuprofile:", err)
+			}
+		}()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
