@@ -86,6 +86,7 @@ func Scenarios() []Scenario {
 		jobsScenario(),
 		e2eScenario(),
 		backupScenario(),
+		allocsScenario(),
 	}
 }
 
