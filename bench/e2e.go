@@ -71,6 +71,34 @@ func backlogGrowth(first, last latencies) (time.Duration, bool) {
 	return grew, grew <= e2eGrowthLimit
 }
 
+// e2eCapacity is what the load and the drain cost per order, and the rate
+// that makes on the machine's cores.
+type e2eCapacity struct {
+	PerOrderMS, IaccMS, DBMS, RedisMS float64 // CPU per order of iacc + MariaDB + Redis, and each's share
+	HarnessMS                         float64 // the harness's client, webhook receiver and SMTP server
+	// Orders: cores / (iacc + MariaDB + Redis per order), were they alone
+	// on the machine; OrdersWithHarness counts the harness's share too.
+	Orders, OrdersWithHarness float64
+	// Busy is the fraction of the cores used, by everything, over the window.
+	Busy float64
+}
+
+// e2eCapacityFrom computes e2eCapacity from a CPU probe's metrics
+// (cpu_<process>_cores, averaged over secs) for n orders on cpus cores.
+func e2eCapacityFrom(m map[string]float64, secs float64, n, cpus int) e2eCapacity {
+	perOrderMS := func(cores float64) float64 { return cores * secs / float64(n) * 1000 }
+	c := e2eCapacity{IaccMS: perOrderMS(m["cpu_iacc_cores"]), DBMS: perOrderMS(m["cpu_db_cores"]),
+		RedisMS: perOrderMS(m["cpu_redis_cores"]), HarnessMS: perOrderMS(m["cpu_bench_cores"])}
+	c.PerOrderMS = c.IaccMS + c.DBMS + c.RedisMS
+	if c.PerOrderMS > 0 {
+		c.Orders = float64(cpus) / c.PerOrderMS * 1000
+		c.OrdersWithHarness = float64(cpus) / (c.PerOrderMS + c.HarnessMS) * 1000
+	}
+	busy := m["cpu_iacc_cores"] + m["cpu_db_cores"] + m["cpu_redis_cores"] + m["cpu_bench_cores"] + m["cpu_other_cores"]
+	c.Busy = busy / float64(cpus)
+	return c
+}
+
 // e2eOptions tune the scenario. They come from the environment
 // (IACCBENCH_E2E_*), as cmd/iaccbench has no flags for them.
 type e2eOptions struct {
@@ -545,17 +573,19 @@ func runE2E(ctx context.Context, h *Harness) ([]Row, error) {
 	if n := len(created); n > 0 && pipelineSecs > 0 && (pst.Metrics["cpu_db_cores"] == 0 || pst.Metrics["cpu_redis_cores"] == 0) {
 		hr.note("no CPU cost per order: MariaDB or Redis was restarted during the load or the drain")
 	} else if n > 0 && pipelineSecs > 0 {
-		ours := pst.Metrics["cpu_iacc_cores"] + pst.Metrics["cpu_db_cores"] + pst.Metrics["cpu_redis_cores"]
-		perOrder := ours * pipelineSecs / float64(n) // CPU seconds
-		hr.Metrics["pipeline_cpu_ms_per_order"] = round2(perOrder * 1000)
-		hr.Metrics["pipeline_iacc_cpu_ms_per_order"] = round2(pst.Metrics["cpu_iacc_cores"] * pipelineSecs / float64(n) * 1000)
-		hr.Metrics["pipeline_db_cpu_ms_per_order"] = round2(pst.Metrics["cpu_db_cores"] * pipelineSecs / float64(n) * 1000)
-		if perOrder > 0 {
-			hr.Metrics["cpu_bound_orders_per_s"] = round2(float64(runtime.NumCPU()) / perOrder)
+		c := e2eCapacityFrom(pst.Metrics, pipelineSecs, n, runtime.NumCPU())
+		hr.Metrics["pipeline_cpu_ms_per_order"] = round2(c.PerOrderMS)
+		hr.Metrics["pipeline_iacc_cpu_ms_per_order"] = round2(c.IaccMS)
+		hr.Metrics["pipeline_db_cpu_ms_per_order"] = round2(c.DBMS)
+		hr.Metrics["harness_cpu_ms_per_order"] = round2(c.HarnessMS)
+		hr.Metrics["cpu_busy_fraction"] = round2(c.Busy)
+		if c.Orders > 0 {
+			hr.Metrics["cpu_bound_orders_per_s"] = round2(c.Orders)
+			hr.Metrics["cpu_bound_orders_per_s_with_harness"] = round2(c.OrdersWithHarness)
 		}
-		hr.note(fmt.Sprintf("load + drain cost %.2f ms CPU per order (iacc %.2f, db %.2f, redis %.2f): %d cores allow ≈%.0f orders/s end to end",
-			perOrder*1000, hr.Metrics["pipeline_iacc_cpu_ms_per_order"], hr.Metrics["pipeline_db_cpu_ms_per_order"],
-			pst.Metrics["cpu_redis_cores"]*pipelineSecs/float64(n)*1000, runtime.NumCPU(), hr.Metrics["cpu_bound_orders_per_s"]))
+		hr.note(fmt.Sprintf("load + drain cost %.2f ms CPU per order (iacc %.2f, db %.2f, redis %.2f): %d cores allow ≈%.0f orders/s end to end; "+
+			"with the harness's client and receivers (%.2f ms per order) ≈%.0f/s; the cores were %.0f %% busy over the load and the drain",
+			c.PerOrderMS, c.IaccMS, c.DBMS, c.RedisMS, runtime.NumCPU(), c.Orders, c.HarnessMS, c.OrdersWithHarness, c.Busy*100))
 	}
 	if mh > 0 {
 		hr.note(fmt.Sprintf("%d webhooks missing after %s", mh, opt.DrainLimit))

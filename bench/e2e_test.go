@@ -102,3 +102,28 @@ func TestBacklogGrowthComparesTheTenthsMedians(t *testing.T) {
 		}
 	}
 }
+
+func TestE2ECapacityCountsEveryProcessAndTheHarness(t *testing.T) {
+	// 40 s of load and drain, 8,000 orders, on 2 cores: iacc 0.8 cores,
+	// MariaDB 0.7, Redis 0.1, the harness 0.2, the rest 0.05.
+	m := map[string]float64{"cpu_iacc_cores": 0.8, "cpu_db_cores": 0.7, "cpu_redis_cores": 0.1, "cpu_bench_cores": 0.2, "cpu_other_cores": 0.05}
+	c := e2eCapacityFrom(m, 40, 8000, 2)
+	near := func(name string, got, want float64) {
+		t.Helper()
+		if got < want-1e-9 || got > want+1e-9 {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	near("iacc ms/order", c.IaccMS, 4)
+	near("db ms/order", c.DBMS, 3.5)
+	near("redis ms/order", c.RedisMS, 0.5)
+	near("harness ms/order", c.HarnessMS, 1)
+	near("ms/order", c.PerOrderMS, 8)
+	near("orders/s", c.Orders, 250)                                  // 2 cores / 8 ms
+	near("orders/s with the harness", c.OrdersWithHarness, 2000.0/9) // 2 cores / 9 ms
+	near("busy", c.Busy, 0.925)
+
+	if z := e2eCapacityFrom(map[string]float64{}, 40, 8000, 2); z.Orders != 0 || z.OrdersWithHarness != 0 {
+		t.Errorf("no CPU measured: capacity %+v, want none", z)
+	}
+}
