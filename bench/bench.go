@@ -440,7 +440,6 @@ type Harness struct {
 	releaseRedis func()
 	admin        *store.DB // holds the database's reservation (reserveDatabase)
 	adminConn    *sql.Conn
-	reserved     bool // adminConn holds the database's named lock
 	mysqlVersion string
 	redisVersion string
 
@@ -480,15 +479,13 @@ func (h *Harness) Close() {
 		h.db = nil
 	}
 	if h.adminConn != nil {
-		if h.reserved {
-			// Released here rather than left to the connection's end: the
-			// server drops a closed connection's locks asynchronously, so a
-			// run started right after this one could still find it held.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, _ = h.adminConn.ExecContext(ctx, "DO RELEASE_LOCK(?)", databaseLockName(h.cfg.Database))
-			cancel()
-			h.reserved = false
-		}
+		// Released here rather than left to the connection's end: the
+		// server drops a closed connection's locks asynchronously, so a run
+		// started right after this one could still find it held. A lock
+		// this session does not hold (another run's) is left as it is.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = h.adminConn.ExecContext(ctx, "DO RELEASE_LOCK(?)", databaseLockName(h.cfg.Database))
+		cancel()
 		_ = h.adminConn.Close()
 		h.adminConn = nil
 	}

@@ -117,7 +117,6 @@ func (h *Harness) reserveDatabase(ctx context.Context) error {
 		return fmt.Errorf("database %s is in use by another iaccbench run (MySQL connection %d holds the lock %q); wait for it to end or pass -database",
 			h.cfg.Database, holder.Int64, databaseLockName(h.cfg.Database))
 	}
-	h.reserved = true
 	return nil
 }
 

@@ -50,6 +50,13 @@ func TestSecondRunOnTheSameDatabaseRefusesBeforeDroppingIt(t *testing.T) {
 	if got := storetest.Strings(t, db, "SHOW TABLES LIKE 'first_run'"); len(got) != 1 {
 		t.Fatalf("the first run's table is gone after the second run refused: %v", got)
 	}
+	// The refused run's Close releases nothing of the first run's.
+	refused := &Harness{cfg: cfg}
+	err = refused.reserveDatabase(ctx)
+	refused.Close()
+	if err == nil || !strings.Contains(err.Error(), "in use by another iaccbench run") {
+		t.Fatalf("reservation while the first run holds the database, after a refused run's Close: err = %v", err)
+	}
 
 	first.Close()
 	third := &Harness{cfg: cfg}
