@@ -92,10 +92,7 @@ func allocsRow(r benchResult) Row {
 
 func runAllocs(ctx context.Context, h *Harness) ([]Row, error) {
 	h.StopServer() // the benchmark is alone on the CPU with MariaDB and Redis
-	goCmd := os.Getenv("GO")
-	if goCmd == "" {
-		goCmd = "go"
-	}
+	goCmd := goCommand()
 	benchtime := max(time.Second, h.cfg.Duration/5)
 	args := []string{"test", "-run", "^$", "-bench", allocsBenchmarks, "-benchmem", "-benchtime", benchtime.String(), "-count", "1", "./api/"}
 	h.logf("allocs: %s %s", goCmd, strings.Join(args, " "))
@@ -117,13 +114,4 @@ func runAllocs(ctx context.Context, h *Harness) ([]Row, error) {
 		rows = append(rows, allocsRow(r))
 	}
 	return rows, nil
-}
-
-// lastLines returns the last n lines of out, for an error message.
-func lastLines(out []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -58,12 +58,8 @@ func (h *Harness) binary(ctx context.Context) (string, error) {
 		return p, nil
 	}
 	out := filepath.Join(h.tmp, "iacc")
-	goCmd := os.Getenv("GO")
-	if goCmd == "" {
-		goCmd = "go"
-	}
 	h.logf("build %s (go build -o … ./cmd/iacc)", out)
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", out, "./cmd/iacc")
+	cmd := exec.CommandContext(ctx, goCommand(), "build", "-o", out, "./cmd/iacc")
 	cmd.Dir = h.cfg.Root
 	cmd.SysProcAttr = childProcAttr() // no orphaned build if the harness dies
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -264,11 +260,24 @@ func tailFile(path string, n int) string {
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	return lastLines(b, n)
+}
+
+// lastLines returns the last n lines of out, for error messages.
+func lastLines(out []byte, n int) string {
+	lines := bytes.Split(bytes.TrimRight(out, "\n"), []byte("\n"))
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// goCommand is the go tool to run: $GO (as make passes it), else go.
+func goCommand() string {
+	if g := os.Getenv("GO"); g != "" {
+		return g
+	}
+	return "go"
 }
 
 // blobDir is the child's IACC_BLOB_DIR: a directory in the run's temp dir,
