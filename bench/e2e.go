@@ -84,7 +84,8 @@ type e2eCapacity struct {
 }
 
 // e2eCapacityFrom computes e2eCapacity from a CPU probe's metrics
-// (cpu_<process>_cores, averaged over secs) for n orders on cpus cores.
+// (cpu_<process>_cores and cpu_total_cores, averaged over secs) for n
+// orders on cpus cores.
 func e2eCapacityFrom(m map[string]float64, secs float64, n, cpus int) e2eCapacity {
 	perOrderMS := func(cores float64) float64 { return cores * secs / float64(n) * 1000 }
 	c := e2eCapacity{IaccMS: perOrderMS(m["cpu_iacc_cores"]), DBMS: perOrderMS(m["cpu_db_cores"]),
@@ -94,8 +95,7 @@ func e2eCapacityFrom(m map[string]float64, secs float64, n, cpus int) e2eCapacit
 		c.Orders = float64(cpus) / c.PerOrderMS * 1000
 		c.OrdersWithHarness = float64(cpus) / (c.PerOrderMS + c.HarnessMS) * 1000
 	}
-	busy := m["cpu_iacc_cores"] + m["cpu_db_cores"] + m["cpu_redis_cores"] + m["cpu_bench_cores"] + m["cpu_other_cores"]
-	c.Busy = busy / float64(cpus)
+	c.Busy = m["cpu_total_cores"] / float64(cpus) // the probe's machine-wide figure (0: not measured)
 	return c
 }
 
