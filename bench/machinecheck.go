@@ -279,9 +279,9 @@ func machineCheckSummary(checks []MachineCheck) (line string, warnings []string)
 }
 
 // slowFileCreateUS: a check whose file creation took longer than this makes
-// the run end with a WARNING. On the VM of README.md's figures a file is
-// made in 10–25 µs in most directories, and in 0.5–1 ms in /tmp's
-// subdirectories at times.
+// the run end with a WARNING. On the VM of README.md's figures this check
+// read 15–90 µs in most runs, and 0.3–1 ms near many recently deleted files
+// (/tmp's subdirectories at times).
 const slowFileCreateUS = 200
 
 // span is the lowest and the highest of one reading over the checks (at
