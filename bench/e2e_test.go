@@ -65,6 +65,38 @@ func TestE2EReceiverMatchesOrders(t *testing.T) {
 	}
 }
 
+func TestDrainWatchCountsWhatIsMissingAndKeepsTheLatestArrival(t *testing.T) {
+	r := &e2eReceiver{hooks: map[string]time.Time{}, vendor: map[string]time.Time{}, internal: map[string]time.Time{}}
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	w := newDrainWatch([]string{"PO-1", "PO-2", "PO-3"})
+
+	poll := func(wantHooks, wantVendor, wantInternal int, wantLast time.Time, wantWaiting int) {
+		t.Helper()
+		h, v, in, last := w.poll(r)
+		if h != wantHooks || v != wantVendor || in != wantInternal || !last.Equal(wantLast) {
+			t.Errorf("poll: missing %d webhooks, %d vendor, %d accounting, last %v; want %d, %d, %d, %v",
+				h, v, in, last, wantHooks, wantVendor, wantInternal, wantLast)
+		}
+		if len(w.waiting) != wantWaiting {
+			t.Errorf("%d orders still watched %v, want %d", len(w.waiting), w.waiting, wantWaiting)
+		}
+	}
+	poll(3, 3, 3, time.Time{}, 3)
+
+	r.hooks["PO-1"], r.vendor["PO-1"], r.internal["PO-1"] = at(5), at(9), at(7)
+	r.hooks["PO-2"] = at(3)
+	poll(1, 2, 2, at(9), 2) // PO-1 is complete and leaves the watch
+
+	// PO-1's times are no longer read; the latest arrival stays its 9 s.
+	r.vendor["PO-2"], r.internal["PO-2"] = at(4), at(6)
+	r.hooks["PO-3"], r.vendor["PO-3"], r.internal["PO-3"] = at(8), at(8), at(8)
+	poll(0, 0, 0, at(9), 0)
+
+	r.hooks["PO-4"] = at(20) // an order that is not watched changes nothing
+	poll(0, 0, 0, at(9), 0)
+}
+
 func TestSQLQuote(t *testing.T) {
 	for in, want := range map[string]string{`O'Brien`: `O''Brien`, `a\b`: `a\\b`, "Müller": "Müller"} {
 		if got := sqlQuote(in); got != want {
