@@ -106,9 +106,16 @@ func memCopyRate(ctx context.Context, window time.Duration) (float64, error) {
 }
 
 // fileCreateCost is the mean time to create a file in a new directory under
-// dir (made if missing), write 3 KB to it and close it, over n files; the
-// directory is removed afterwards. No fsync: that is the disk's cost, not
-// the allocator's.
+// dir (made if missing), write 3 KB to it and close it, over n files. No
+// fsync: that is the disk's cost, not the allocator's.
+//
+// The files stay (the harness removes its temp dir, blobs included, when it
+// closes). Deleting them here would slow down the very thing measured: ext4
+// without a journal, as on this project's VMs, passes over every inode of a
+// block group deleted in the last minute (six while its inode table block
+// awaits writeback: the kernel's recently_deleted) each time it allocates
+// one there, so 256 deleted files make every PDF the scenario then stores
+// cost up to 250 µs more.
 func fileCreateCost(dir string, n int) (time.Duration, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return 0, fmt.Errorf("file check: %w", err)
@@ -117,7 +124,6 @@ func fileCreateCost(dir string, n int) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("file check: %w", err)
 	}
-	defer os.RemoveAll(sub)
 	data := make([]byte, 3000)
 	start := time.Now()
 	for i := range n {
@@ -272,16 +278,18 @@ func machineCheckSummary(checks []MachineCheck) (line string, warnings []string)
 	}
 	if len(slowFiles) > 0 {
 		warnings = append(warnings, fmt.Sprintf("creating a small file in the blob directory took over %d µs before %s: "+
-			"every rendered PDF pays that in system CPU (about 20 µs where the file system's allocator is not held up; "+
-			"-env IACC_BLOB_DIR=… moves the blobs)", slowFileCreateUS, strings.Join(slowFiles, ", ")))
+			"every rendered PDF pays that in system CPU (about 30 µs otherwise). On ext4 without a journal each new file "+
+			"passes over the inodes deleted near it in the last 1–6 minutes (a previous run's cleanup, a build, a test run): "+
+			"start a run 6 minutes after such deletions, or give the blobs a quieter directory with -env IACC_BLOB_DIR=…",
+			slowFileCreateUS, strings.Join(slowFiles, ", ")))
 	}
 	return line, warnings
 }
 
 // slowFileCreateUS: a check whose file creation took longer than this makes
 // the run end with a WARNING. On the VM of README.md's figures this check
-// read 15–90 µs in most runs, and 0.3–1 ms near many recently deleted files
-// (/tmp's subdirectories at times).
+// read 15–90 µs in most runs, and 0.2–1 ms within minutes of many deletions
+// in the same block group (see fileCreateCost).
 const slowFileCreateUS = 200
 
 // span is the lowest and the highest of one reading over the checks (at
