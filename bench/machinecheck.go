@@ -109,8 +109,9 @@ func memCopyRate(ctx context.Context, window time.Duration) (float64, error) {
 // dir (made if missing), write 3 KB to it and close it, over n files. No
 // fsync: that is the disk's cost, not the allocator's.
 //
-// The files stay (the harness removes its temp dir, blobs included, when it
-// closes). Deleting them here would slow down the very thing measured: ext4
+// The files stay: with the blobs, they go when the harness removes its temp
+// dir; a blob dir that -env put elsewhere keeps them, as it keeps the
+// blobs. Deleting them here would slow down the very thing measured: ext4
 // without a journal, as on this project's VMs, passes over every inode of a
 // block group deleted in the last minute (six while its inode table block
 // awaits writeback: the kernel's recently_deleted) each time it allocates
