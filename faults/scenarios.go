@@ -27,7 +27,7 @@ func Scenarios() []Scenario {
 		{Num: 5, Name: "mysql-cut", Proves: "invariants 1, 5: MySQL down during intake", Run: mysqlCut},
 		{Num: 6, Name: "kill9-api-after-commit", Proves: "invariant 1: the API dies between COMMIT and publish", Run: kill9API},
 		{Num: 7, Name: "poison-task", Proves: "poison tasks are archived, the worker goes on", Run: poisonTask},
-		{Num: 8, Name: "webhook-outage", Proves: "isolation and retries of webhook deliveries", Long: true, Run: webhookOutage},
+		{Num: 8, Name: "webhook-outage", Proves: "isolation and retries of webhook deliveries", Alone: true, Run: webhookOutage},
 		{Num: 9, Name: "two-serve", Proves: "invariant 2: two instances, no double work", Run: twoServe},
 		{Num: 10, Name: "redis-full", Proves: "invariants 1, 6: Redis out of memory (noeviction) during intake", Run: redisFull},
 	}

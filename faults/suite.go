@@ -106,7 +106,12 @@ type Scenario struct {
 	Proves string
 	// Long scenarios are started first.
 	Long bool
-	Run  func(ctx context.Context, s *Suite, r *Result) error
+	// Alone scenarios judge latencies against a baseline of their own: they
+	// run before the others, with no other scenario at once. Another
+	// scenario's start (migrations, processes) or burst on the same cores
+	// would show in their tail as if it were theirs.
+	Alone bool
+	Run   func(ctx context.Context, s *Suite, r *Result) error
 }
 
 // ID is "<n>-<name>", what -run matches.
@@ -202,20 +207,29 @@ func (s *Suite) Selected() []Scenario {
 	return out
 }
 
-// Run runs the selected scenarios, at most Parallel at once, long ones
-// first, and returns their results in scenario order.
-func (s *Suite) Run(ctx context.Context) []*Result {
-	scs := s.Selected()
-	order := append([]Scenario(nil), scs...)
-	sort.SliceStable(order, func(i, j int) bool { return order[i].Long && !order[j].Long })
+// Run runs the selected scenarios and returns their results in scenario
+// order: those that must run alone first, one at a time, then the others,
+// at most Parallel at once, long ones first.
+func (s *Suite) Run(ctx context.Context) []*Result { return s.run(ctx, s.Selected()) }
+
+func (s *Suite) run(ctx context.Context, scs []Scenario) []*Result {
+	order := runOrder(scs)
 	results := make(map[int]*Result)
 	var mu sync.Mutex
 	sem := make(chan struct{}, s.opts.Parallel)
 	var wg sync.WaitGroup
 	for _, sc := range order {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		// An Alone scenario takes every slot: it starts once the scenarios
+		// before it have ended, and the next waits for it.
+		slots := 1
+		if sc.Alone {
+			slots = s.opts.Parallel
+		}
+		for range slots {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+			}
 		}
 		if ctx.Err() != nil {
 			break
@@ -223,7 +237,11 @@ func (s *Suite) Run(ctx context.Context) []*Result {
 		wg.Add(1)
 		go func(sc Scenario) {
 			defer wg.Done()
-			defer func() { <-sem }()
+			defer func() {
+				for range slots {
+					<-sem
+				}
+			}()
 			r := s.runOne(ctx, sc)
 			mu.Lock()
 			results[sc.Num] = r
@@ -245,6 +263,23 @@ func (s *Suite) Run(ctx context.Context) []*Result {
 		}
 	}
 	return out
+}
+
+// runOrder is the order scenarios start in: Alone ones, then Long ones,
+// then the rest, each group in scenario order.
+func runOrder(scs []Scenario) []Scenario {
+	rank := func(sc Scenario) int {
+		switch {
+		case sc.Alone:
+			return 0
+		case sc.Long:
+			return 1
+		}
+		return 2
+	}
+	order := append([]Scenario(nil), scs...)
+	sort.SliceStable(order, func(i, j int) bool { return rank(order[i]) < rank(order[j]) })
+	return order
 }
 
 func firstOr(s []string, def string) string {

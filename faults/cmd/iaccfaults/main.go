@@ -32,7 +32,7 @@ func run() int {
 	var (
 		runRe    = flag.String("run", "", "run only the scenarios whose `<n>-<name>` matches this regexp")
 		short    = flag.Bool("short", false, "shorten every duration (local iteration)")
-		parallel = flag.Int("parallel", 2, "scenarios run at once (the longest, 8, takes about as long as the rest one after another)")
+		parallel = flag.Int("parallel", 2, "scenarios run at once (8, which judges latencies, runs first and alone)")
 		mysqlDSN = flag.String("mysql", envOr("IACC_FAULTS_MYSQL", "root@tcp(127.0.0.1:3306)/"), "MySQL/MariaDB server, user@tcp(host:port)/ (IACC_FAULTS_MYSQL)")
 		redisBin = flag.String("redis-server", envOr("IACC_FAULTS_REDIS_SERVER", "redis-server"), "redis-server binary (IACC_FAULTS_REDIS_SERVER)")
 		bin      = flag.String("bin", "", "a prebuilt iacc binary (default: go build ./cmd/iacc)")
