@@ -277,9 +277,9 @@ type drainWatch struct {
 	last    time.Time // the latest arrival seen
 }
 
-func newDrainWatch(numbers []string) *drainWatch {
-	return &drainWatch{waiting: append([]string(nil), numbers...)}
-}
+// newDrainWatch watches numbers, which it keeps and reorders: the caller
+// passes a slice of its own.
+func newDrainWatch(numbers []string) *drainWatch { return &drainWatch{waiting: numbers} }
 
 // poll returns how many webhooks, vendor and accounting emails are still
 // missing, and the latest arrival of all.
