@@ -103,11 +103,11 @@ func runAllocs(ctx context.Context, h *Harness) ([]Row, error) {
 	cmd.SysProcAttr = childProcAttr()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, lastLines(out, 20))
+		return nil, fmt.Errorf("%s %s: %w\n%s", goCmd, strings.Join(args, " "), err, lastLines(out, 20))
 	}
 	results := parseBenchOutput(out)
 	if len(results) == 0 {
-		return nil, fmt.Errorf("go %s printed no benchmark result:\n%s", strings.Join(args, " "), lastLines(out, 20))
+		return nil, fmt.Errorf("%s %s printed no benchmark result:\n%s", goCmd, strings.Join(args, " "), lastLines(out, 20))
 	}
 	rows := make([]Row, 0, len(results))
 	for _, r := range results {
