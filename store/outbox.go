@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 )
@@ -87,34 +87,48 @@ type EventForDispatch struct {
 
 // GetEventForDispatch loads an event with its subscribed endpoints, its
 // tenant and its vendor's address (see EventForDispatch).
+//
+// The statement returns one row per subscribed endpoint (one with a NULL
+// endpoint when there is none) rather than aggregating them with
+// GROUP_CONCAT, for which MariaDB creates a temporary table on every call:
+// about a fifth of the statement's CPU.
 func GetEventForDispatch(ctx context.Context, q Querier, id int64) (EventForDispatch, error) {
 	var d EventForDispatch
 	dest, done := eventDest(&d.Event)
-	var endpoints, settings, email, tenantName sql.NullString
-	var tenantID sql.NullInt64
+	var settings, email, tenantName sql.NullString
+	var tenantID, endpointID sql.NullInt64
 	var tenantCreated sql.NullTime
-	err := q.QueryRowContext(ctx, `SELECT `+qualify("o", eventCols)+`,
-		(SELECT GROUP_CONCAT(w.id ORDER BY w.id) FROM webhook_endpoints w WHERE w.tenant_id = o.tenant_id AND w.enabled
-			AND w.id IN (SELECT s.endpoint_id FROM webhook_subscriptions s WHERE s.tenant_id = o.tenant_id AND s.event_type = o.event_type)),
-		t.id, t.name, t.settings, t.created_at,
+	dest = append(dest, &tenantID, &tenantName, &settings, &tenantCreated, &email, &endpointID)
+	rows, err := q.QueryContext(ctx, `SELECT `+qualify("o", eventCols)+`, t.id, t.name, t.settings, t.created_at,
 		(SELECT v.email FROM vendors v WHERE v.tenant_id = o.tenant_id
-			AND v.id = CAST(JSON_VALUE(o.payload, '$.vendor_id') AS UNSIGNED))
-		FROM outbox_events o LEFT JOIN tenants t ON t.id = o.tenant_id WHERE o.id = ?`, id).Scan(
-		append(dest, &endpoints, &tenantID, &tenantName, &settings, &tenantCreated, &email)...)
+			AND v.id = CAST(JSON_VALUE(o.payload, '$.vendor_id') AS UNSIGNED)),
+		s.endpoint_id
+		FROM outbox_events o LEFT JOIN tenants t ON t.id = o.tenant_id
+		LEFT JOIN (webhook_subscriptions s JOIN webhook_endpoints w ON w.id = s.endpoint_id AND w.tenant_id = s.tenant_id AND w.enabled)
+			ON s.tenant_id = o.tenant_id AND s.event_type = o.event_type
+		WHERE o.id = ?`, id)
 	if err != nil {
-		return EventForDispatch{}, mapErr(err, fmt.Sprintf("get outbox event %d", id))
+		return EventForDispatch{}, fmt.Errorf("get outbox event %d: %w", id, err)
+	}
+	defer rows.Close()
+	found := false
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return EventForDispatch{}, fmt.Errorf("scan outbox event %d: %w", id, err)
+		}
+		found = true
+		if endpointID.Valid {
+			d.EndpointIDs = append(d.EndpointIDs, endpointID.Int64)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return EventForDispatch{}, fmt.Errorf("get outbox event %d: %w", id, err)
+	}
+	if !found {
+		return EventForDispatch{}, mapErr(sql.ErrNoRows, fmt.Sprintf("get outbox event %d", id))
 	}
 	done()
-	for _, f := range strings.Split(endpoints.String, ",") {
-		if f == "" {
-			continue
-		}
-		epID, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return EventForDispatch{}, fmt.Errorf("event %d: endpoint id %q: %w", id, f, err)
-		}
-		d.EndpointIDs = append(d.EndpointIDs, epID)
-	}
+	slices.Sort(d.EndpointIDs)
 	if tenantID.Valid {
 		t := Tenant{ID: tenantID.Int64, Name: tenantName.String, CreatedAt: tenantCreated.Time}
 		if err := decodeTenantSettings(settings, &t.Settings); err != nil {
