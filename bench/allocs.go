@@ -95,7 +95,8 @@ func runAllocs(ctx context.Context, h *Harness) ([]Row, error) {
 	goCmd := goCommand()
 	benchtime := max(time.Second, h.cfg.Duration/5)
 	args := []string{"test", "-run", "^$", "-bench", allocsBenchmarks, "-benchmem", "-benchtime", benchtime.String(), "-count", "1", "./api/"}
-	h.logf("allocs: %s %s", goCmd, strings.Join(args, " "))
+	cmdline := goCmd + " " + strings.Join(args, " ")
+	h.logf("allocs: %s", cmdline)
 	cmd := exec.CommandContext(ctx, goCmd, args...)
 	cmd.Dir = h.cfg.Root
 	// The run's servers, not the tests' defaults.
@@ -103,11 +104,11 @@ func runAllocs(ctx context.Context, h *Harness) ([]Row, error) {
 	cmd.SysProcAttr = childProcAttr()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w\n%s", goCmd, strings.Join(args, " "), err, lastLines(out, 20))
+		return nil, fmt.Errorf("%s: %w\n%s", cmdline, err, lastLines(out, 20))
 	}
 	results := parseBenchOutput(out)
 	if len(results) == 0 {
-		return nil, fmt.Errorf("%s %s printed no benchmark result:\n%s", goCmd, strings.Join(args, " "), lastLines(out, 20))
+		return nil, fmt.Errorf("%s printed no benchmark result:\n%s", cmdline, lastLines(out, 20))
 	}
 	rows := make([]Row, 0, len(results))
 	for _, r := range results {
