@@ -58,6 +58,9 @@ const (
 	EmailDone
 	// EmailBusy: another attempt holds the email until LeaseUntil.
 	EmailBusy
+	// EmailRecipientSuppressed: the recipient is suppressed; the email is
+	// recorded as 'suppressed' and not sent.
+	EmailRecipientSuppressed
 )
 
 func (c EmailClaim) String() string {
@@ -68,6 +71,8 @@ func (c EmailClaim) String() string {
 		return "done"
 	case EmailBusy:
 		return "busy"
+	case EmailRecipientSuppressed:
+		return "recipient suppressed"
 	}
 	return fmt.Sprintf("EmailClaim(%d)", int(c))
 }
@@ -136,7 +141,13 @@ func ListEmailsBySubject(ctx context.Context, q Querier, tenantID int64, subject
 //     and returns EmailClaimed — the email is sent again, with the Message-ID
 //     stored in the row;
 //   - a 'sending' row still leased: EmailBusy (another attempt is at it);
-//   - a final row (sent, failed, suppressed): EmailDone.
+//   - a final row (sent, failed, suppressed): EmailDone;
+//   - a recipient on the tenant's suppression list: it records the email as
+//     'suppressed' (RecordSuppressedEmail) and returns
+//     EmailRecipientSuppressed.
+//
+// The usual case, a new email to a recipient not suppressed, is one
+// statement: the INSERT itself checks the suppression list.
 //
 // e carries the identity and description of the email (TenantID, DedupeKey,
 // Template, Recipient, Subject*, EventID, MessageID, MailSubject); the stored
@@ -147,9 +158,11 @@ func ClaimEmail(ctx context.Context, q Querier, e Email, lease time.Duration) (E
 	hash := dedupeHash(e.DedupeKey)
 	res, err := q.ExecContext(ctx, `INSERT INTO emails (tenant_id, dedupe_hash, dedupe_key, template, recipient, subject_type, subject_id, event_id,
 		status, message_id, mail_subject, attempts, lease_until, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) ON DUPLICATE KEY UPDATE id = id`,
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ? FROM DUAL
+		WHERE NOT EXISTS (SELECT 1 FROM email_suppressions WHERE tenant_id = ? AND address = ?)
+		ON DUPLICATE KEY UPDATE id = id`,
 		e.TenantID, hash, e.DedupeKey, e.Template, e.Recipient, e.SubjectType, e.SubjectID, e.EventID, EmailSending, e.MessageID,
-		clipEmailText(e.MailSubject, 500), until, ts, ts)
+		clipEmailText(e.MailSubject, 500), until, ts, ts, e.TenantID, NormalizeEmailAddress(e.Recipient))
 	if err != nil {
 		return Email{}, 0, mapErr(err, "claim email "+e.DedupeKey)
 	}
@@ -167,7 +180,19 @@ func ClaimEmail(ctx context.Context, q Querier, e Email, lease time.Duration) (E
 		row.LeaseUntil, row.CreatedAt, row.UpdatedAt, row.SentAt = &until, ts, ts, nil
 		return row, EmailClaimed, nil
 	}
-	// The row exists: take it over if its lease ran out.
+	// The row exists, or the recipient is suppressed.
+	pre, err := CheckEmail(ctx, q, e.TenantID, e.DedupeKey, e.Recipient)
+	if err != nil {
+		return Email{}, 0, err
+	}
+	if pre.Suppressed && !pre.Final() {
+		row, err := RecordSuppressedEmail(ctx, q, e, "recipient suppressed: "+pre.SuppressedReason)
+		if err != nil {
+			return Email{}, 0, err
+		}
+		return row, EmailRecipientSuppressed, nil
+	}
+	// Take the row over if its lease ran out.
 	outcome := EmailClaimed
 	res, err = q.ExecContext(ctx, `UPDATE emails SET attempts = attempts + 1, lease_until = ?, updated_at = ?,
 		mail_subject = IF(? <> '', ?, mail_subject)
@@ -270,9 +295,10 @@ func SuppressEmailAddress(ctx context.Context, q Querier, tenantID int64, addres
 	return nil
 }
 
-// EmailPrecheck is what an email:send task looks up before it composes
-// its email: the status of the email already recorded under its dedupe key
-// ("" when none is) and the suppression of its recipient, if any.
+// EmailPrecheck is the status of the email recorded under a dedupe key
+// ("" when none is) and the suppression of its recipient, if any: what
+// decides an email:send task that cannot compose its email, and what
+// ClaimEmail reads when its INSERT did not claim.
 type EmailPrecheck struct {
 	Status           string
 	Suppressed       bool

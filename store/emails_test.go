@@ -204,6 +204,58 @@ func TestRecordSuppressedEmail(t *testing.T) {
 	}
 }
 
+// A claim checks the suppression list in its INSERT: a new email to a
+// suppressed recipient is recorded 'suppressed', never 'sending'; a
+// 'sending' row whose recipient was suppressed since becomes suppressed; a
+// final row stays as it is. Another tenant's suppression does not count.
+func TestClaimEmailSuppressedRecipient(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.NewDB(t)
+	ten := storetest.Tenant(t, db, "mail")
+	other := storetest.Tenant(t, db, "mail")
+
+	// Claimed before the suppression: one sending (lease ended), one sent.
+	stale, _, err := store.ClaimEmail(ctx, db, newEmail(ten.ID, "stale"), -time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, _, err := store.ClaimEmail(ctx, db, newEmail(ten.ID, "sent"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.MarkEmailSent(ctx, db, sent.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SuppressEmailAddress(ctx, db, other.ID, "a@x.test", "other tenant", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := store.ClaimEmail(ctx, db, newEmail(ten.ID, "before"), time.Minute); err != nil || got != store.EmailClaimed {
+		t.Fatalf("claim with another tenant's suppression: %v %v", got, err)
+	}
+	if err := store.SuppressEmailAddress(ctx, db, ten.ID, " A@X.test", "550 no such user", 0); err != nil {
+		t.Fatal(err)
+	}
+
+	e, got, err := store.ClaimEmail(ctx, db, newEmail(ten.ID, "new"), time.Minute)
+	if err != nil || got != store.EmailRecipientSuppressed || e.Status != store.EmailSuppressed || e.Attempts != 0 ||
+		e.LeaseUntil != nil || e.LastError != "recipient suppressed: 550 no such user" {
+		t.Fatalf("new email to a suppressed recipient: %v %v %+v", got, err, e)
+	}
+	e, got, err = store.ClaimEmail(ctx, db, newEmail(ten.ID, "stale"), time.Minute)
+	if err != nil || got != store.EmailRecipientSuppressed || e.ID != stale.ID || e.Status != store.EmailSuppressed || e.Attempts != 1 {
+		t.Fatalf("sending email to a suppressed recipient: %v %v %+v", got, err, e)
+	}
+	e, got, err = store.ClaimEmail(ctx, db, newEmail(ten.ID, "sent"), time.Minute)
+	if err != nil || got != store.EmailDone || e.ID != sent.ID || e.Status != store.EmailSent {
+		t.Fatalf("sent email to a suppressed recipient: %v %v %+v", got, err, e)
+	}
+	// Suppressed is final: a second claim is done.
+	if _, got, err := store.ClaimEmail(ctx, db, newEmail(ten.ID, "new"), time.Minute); err != nil || got != store.EmailDone {
+		t.Fatalf("second claim of a suppressed email: %v %v", got, err)
+	}
+}
+
 func TestEmailSuppressions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -40,19 +40,24 @@
 // The emails row of the dedupe key (tasks.EmailSend.DedupeKey: event,
 // template, recipient) is the record of the email:
 //
-//  1. A row that is final (sent, failed, suppressed) means: done, return.
-//  2. A suppressed recipient gets a row 'suppressed' and nothing is sent.
-//  3. Otherwise the handler renders the email, then claims the row before
-//     talking SMTP: it inserts it as 'sending' with a lease (DefaultLease,
-//     longer than the task's timeout) or takes over a 'sending' row whose
-//     lease ran out. A row leased by another live attempt answers "busy":
-//     the task retries once the lease ends.
+//  1. The handler renders the email, then claims the row before talking
+//     SMTP (store.ClaimEmail): it inserts it as 'sending' with a lease
+//     (DefaultLease, longer than the task's timeout) unless the recipient
+//     is on the tenant's suppression list, in the same statement; or takes
+//     over a 'sending' row whose lease ran out. A row leased by another live
+//     attempt answers "busy": the task retries once the lease ends.
+//  2. A row that is final (sent, failed, suppressed) means: done, return.
+//  3. A suppressed recipient gets a row 'suppressed' and nothing is sent.
 //  4. After the server accepted the message (250 to DATA), the row is
 //     marked 'sent'.
 //
+// When the email cannot be rendered (its data gone, its PDF not rendered
+// yet, MySQL unreachable), steps 2 and 3 are checked first: a finished
+// email or a suppressed recipient needs no data.
+//
 // A duplicate task — the same payload enqueued again under a new task id, or
 // the same task run again after its lease expired in asynq — finds 'sent' in
-// step 1 and sends nothing.
+// step 2 and sends nothing.
 //
 // The boundary: if the process dies (or MySQL is unreachable) between the
 // server's 250 and the UPDATE to 'sent', the row stays 'sending' and the

@@ -110,30 +110,13 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EmailSend, _ *asynq.Task) 
 		return errors.New("email:send: no SMTP server configured (IACC_SMTP_URL)")
 	}
 	key := p.DedupeKey()
-	pre, err := store.CheckEmail(ctx, h.db, p.TenantID, key, p.To)
-	if err != nil {
-		return err
-	}
-	if pre.Final() {
-		return nil // sent (or refused, or suppressed) by an earlier task
-	}
 	row := store.Email{
 		TenantID: p.TenantID, DedupeKey: key, Template: p.Template, Recipient: p.To, SubjectType: p.SubjectType,
 		SubjectID: p.SubjectID, EventID: p.EventID, MessageID: "<" + MessageID(p.TenantID, key, h.mailer.Domain()) + ">",
 	}
-	if pre.Suppressed {
-		rec, err := store.RecordSuppressedEmail(ctx, h.db, row, "recipient suppressed: "+pre.SuppressedReason)
-		if err != nil {
-			return err
-		}
-		h.log.InfoContext(ctx, "email suppressed", "tenant_id", p.TenantID, "template", p.Template, "email_id", rec.ID)
-		h.count("suppressed")
-		return nil
-	}
-
 	c, err := h.compose(ctx, p)
 	if err != nil {
-		return err
+		return h.composeFailed(ctx, p, row, err)
 	}
 	row.MailSubject = c.Subject
 	claimed, outcome, err := store.ClaimEmail(ctx, h.db, row, h.lease)
@@ -142,6 +125,9 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EmailSend, _ *asynq.Task) 
 	}
 	switch outcome {
 	case store.EmailDone:
+		return nil // sent (or refused, or suppressed) by an earlier task
+	case store.EmailRecipientSuppressed:
+		h.suppressed(ctx, p, claimed)
 		return nil
 	case store.EmailBusy:
 		wait := time.Second
@@ -196,6 +182,36 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EmailSend, _ *asynq.Task) 
 		h.log.WarnContext(ctx, "release email", "email_id", claimed.ID, "err", err) // its lease runs out by itself
 	}
 	return fmt.Errorf("email %d (%s) to %s: %w", claimed.ID, p.Template, p.To, sendErr)
+}
+
+// composeFailed decides a task whose email could not be composed (its data
+// missing, its PDF not rendered yet, MySQL unreachable): an email that an
+// earlier task finished, or whose recipient is suppressed, needs no data;
+// any other returns the compose error.
+func (h *Handler) composeFailed(ctx context.Context, p tasks.EmailSend, row store.Email, cerr error) error {
+	pre, err := store.CheckEmail(ctx, h.db, p.TenantID, row.DedupeKey, p.To)
+	if err != nil {
+		// Retried as the read's failure: the compose error may be permanent
+		// for an email that was sent already.
+		return fmt.Errorf("compose email: %v; then: %w", cerr, err)
+	}
+	switch {
+	case pre.Final():
+		return nil
+	case pre.Suppressed:
+		rec, err := store.RecordSuppressedEmail(ctx, h.db, row, "recipient suppressed: "+pre.SuppressedReason)
+		if err != nil {
+			return err
+		}
+		h.suppressed(ctx, p, rec)
+		return nil
+	}
+	return cerr
+}
+
+func (h *Handler) suppressed(ctx context.Context, p tasks.EmailSend, rec store.Email) {
+	h.log.InfoContext(ctx, "email suppressed", "tenant_id", p.TenantID, "template", p.Template, "email_id", rec.ID)
+	h.count("suppressed")
 }
 
 func (h *Handler) validate(p tasks.EmailSend) error {

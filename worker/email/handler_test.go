@@ -258,6 +258,53 @@ func TestTemporaryRefusalIsRetried(t *testing.T) {
 	}
 }
 
+// An email that cannot be composed is decided by its row and the
+// suppression list before its compose error: one sent already ends its task
+// though its PDF is gone, and a suppressed vendor's email is recorded at
+// once instead of waiting for the PDF. Any other waits.
+func TestUncomposableEmailIsDecidedByItsRecord(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	vendorMail := b.orderEmail(tasks.EmailPurchaseOrderVendor, b.vendor.Email)
+	b.putPDF(t, b.order.Order, 1)
+	if err := b.run(vendorMail); err != nil {
+		t.Fatalf("vendor email: %v", err)
+	}
+	if _, err := b.db.ExecContext(ctx, `DELETE FROM documents WHERE tenant_id = ?`, b.tenant.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.run(vendorMail); err != nil {
+		t.Fatalf("the sent email again, its PDF gone: %v", err)
+	}
+	if n := len(b.srv.MessagesTo(b.vendor.Email)); n != 1 {
+		t.Fatalf("vendor got %d messages, want 1", n)
+	}
+
+	later := b.newOrder(t, "")
+	mail := func(to string) tasks.EmailSend {
+		return tasks.EmailSend{TenantID: b.tenant.ID, EventID: later.Event.ID, Template: tasks.EmailPurchaseOrderVendor, To: to,
+			SubjectType: SubjectPurchaseOrder, SubjectID: later.Order.ID, Version: later.Order.Version}
+	}
+	if err := b.run(mail("orders@globex.test")); !errors.Is(err, tasks.ErrNotReady) {
+		t.Fatalf("email before the PDF: %v, want ErrNotReady", err)
+	}
+	if err := store.SuppressEmailAddress(ctx, b.db, b.tenant.ID, b.vendor.Email, "550 mailbox unavailable", 0); err != nil {
+		t.Fatal(err)
+	}
+	suppressed := mail(b.vendor.Email)
+	if err := b.run(suppressed); err != nil {
+		t.Fatalf("email to a suppressed vendor before the PDF: %v", err)
+	}
+	if row := b.emailRow(t, suppressed); row.Status != store.EmailSuppressed || row.Attempts != 0 ||
+		row.LastError != "recipient suppressed: 550 mailbox unavailable" {
+		t.Errorf("row %+v, want suppressed", row)
+	}
+	if n := len(b.srv.Messages()); n != 1 {
+		t.Errorf("%d messages sent, want 1", n)
+	}
+}
+
 // 550 on RCPT TO: the email fails for good (SkipRetry) and the address is
 // suppressed; a later email to it is recorded as suppressed and not sent;
 // another tenant still reaches it.
