@@ -221,13 +221,21 @@ func ClaimEmail(ctx context.Context, q Querier, e Email, lease time.Duration) (E
 	return row, outcome, nil
 }
 
-// MarkEmailSent records that the SMTP server accepted the email.
-func MarkEmailSent(ctx context.Context, q Querier, id int64) error {
+// MarkEmailSent records that the SMTP server accepted the emails.
+func MarkEmailSent(ctx context.Context, q Querier, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	ts := now()
+	args := make([]any, 0, len(ids)+4)
+	args = append(args, EmailSent, ts, ts, EmailSending)
+	for _, id := range ids {
+		args = append(args, id)
+	}
 	_, err := q.ExecContext(ctx, `UPDATE emails SET status = ?, sent_at = ?, updated_at = ?, lease_until = NULL, last_error = ''
-		WHERE id = ? AND status = ?`, EmailSent, ts, ts, id, EmailSending)
+		WHERE status = ? AND id IN (`+placeholders(len(ids))+`)`, args...)
 	if err != nil {
-		return fmt.Errorf("mark email %d sent: %w", id, err)
+		return fmt.Errorf("mark %d emails sent: %w", len(ids), err)
 	}
 	return nil
 }

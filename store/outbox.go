@@ -199,11 +199,19 @@ func MarkPublishFailed(ctx context.Context, q Querier, ids ...int64) error {
 	return nil
 }
 
-// MarkDispatched records that an event's effect tasks were enqueued.
-func MarkDispatched(ctx context.Context, q Querier, id int64) error {
-	_, err := q.ExecContext(ctx, `UPDATE outbox_events SET dispatched_at = ? WHERE id = ? AND dispatched_at IS NULL`, now(), id)
+// MarkDispatched records that the events' effect tasks were enqueued.
+func MarkDispatched(ctx context.Context, q Querier, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, now())
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := q.ExecContext(ctx, `UPDATE outbox_events SET dispatched_at = ? WHERE dispatched_at IS NULL AND id IN (`+placeholders(len(ids))+`)`, args...)
 	if err != nil {
-		return fmt.Errorf("mark outbox event %d dispatched: %w", id, err)
+		return fmt.Errorf("mark %d outbox events dispatched: %w", len(ids), err)
 	}
 	return nil
 }

@@ -167,7 +167,7 @@ func retryDelay() asynq.RetryDelayFunc {
 
 // handlers is the one registration list: task type → handler.
 func handlers(cfg Config, d Deps) map[string]asynq.Handler {
-	disp := &dispatch.Handler{DB: d.DB, Client: d.Client, Accounting: d.Accounting != nil}
+	disp := dispatch.NewHandler(d.DB, d.Client, d.Accounting != nil)
 	pdfs := pdf.NewHandler(d.DB, d.Blobs, cfg.PDFConcurrency)
 	pdfs.Queue = d.Client
 	reports := report.New(d.DB, d.Blobs, d.Client, cfg.Location, d.Logger)

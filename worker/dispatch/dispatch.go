@@ -25,6 +25,13 @@ type Handler struct {
 	// Accounting is on when an accounting partner is configured
 	// (IACC_ACCOUNTING_URL); off, events cause no accounting syncs.
 	Accounting bool
+	// dispatched marks events dispatched, concurrent ones in one UPDATE.
+	dispatched *store.Coalescer[int64, struct{}]
+}
+
+// NewHandler returns the event:dispatch handler.
+func NewHandler(db *store.DB, client *asynq.Client, accounting bool) *Handler {
+	return &Handler{DB: db, Client: client, Accounting: accounting, dispatched: store.NewMarker(db, store.MarkDispatched)}
 }
 
 // Handle implements the event:dispatch task.
@@ -48,7 +55,8 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EventDispatch, _ *asynq.Ta
 			return fmt.Errorf("dispatch event %d: %w", ev.ID, err)
 		}
 	}
-	return store.MarkDispatched(ctx, h.DB, ev.ID)
+	_, err = h.dispatched.Do(ctx, ev.ID)
+	return err
 }
 
 // eventBody is the part of an event payload the dispatcher reads.

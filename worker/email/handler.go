@@ -68,6 +68,8 @@ type Handler struct {
 	tpl    *Templates
 	log    *slog.Logger
 	lease  time.Duration
+	// sent marks emails sent, concurrent ones in one UPDATE.
+	sent *store.Coalescer[int64, struct{}]
 	// Metrics counts emails by result (sent, failed, suppressed, retry).
 	Metrics *metrics.Set
 }
@@ -90,7 +92,8 @@ func NewHandler(db *store.DB, blobs blob.Store, mailer *Mailer, log *slog.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{db: db, blobs: blobs, mailer: mailer, tpl: tpl, log: log, lease: DefaultLease}
+	return &Handler{db: db, blobs: blobs, mailer: mailer, tpl: tpl, log: log, lease: DefaultLease,
+		sent: store.NewMarker(db, store.MarkEmailSent)}
 }
 
 // MessageID is the Message-ID (without angle brackets) of the email with a
@@ -147,7 +150,7 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EmailSend, _ *asynq.Task) 
 	}
 	sendErr := h.mailer.Send(ctx, msg)
 	if sendErr == nil {
-		if err := store.MarkEmailSent(rctx, h.db, claimed.ID); err != nil {
+		if _, err := h.sent.Do(rctx, claimed.ID); err != nil {
 			// The server has the message; the row stays 'sending' and the
 			// next attempt, after the lease, sends it again with the same
 			// Message-ID (the documented boundary).

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -26,8 +27,16 @@ type Handler struct {
 	blobs    blob.Store
 	fonts    *Fonts
 	sem      chan struct{}
-	rendered *existence
+	// rendered answers "is this document already rendered?" for the render
+	// tasks running at once with as few queries as it can: a burst of tasks
+	// whose documents exist (a redelivery, a replay of events after Redis
+	// lost its queues) costs one query per batch, not one per task.
+	rendered *store.Coalescer[store.DocKey, bool]
 }
+
+// existsTimeout bounds a batch's query, which serves several tasks and so
+// runs under none of their contexts.
+const existsTimeout = 10 * time.Second
 
 // NewHandler returns a handler that renders at most concurrency documents at
 // once (fpdf allocates 1.3 MB for a one-page document in the core fonts,
@@ -43,7 +52,9 @@ func NewHandler(db *store.DB, blobs blob.Store, concurrency int) *Handler {
 		// not something a running worker can recover from.
 		panic(err)
 	}
-	return &Handler{db: db, blobs: blobs, fonts: fonts, sem: make(chan struct{}, concurrency), rendered: newExistence(db)}
+	exist := func(ctx context.Context, keys []store.DocKey) ([]bool, error) { return store.DocumentsExist(ctx, db, keys) }
+	return &Handler{db: db, blobs: blobs, fonts: fonts, sem: make(chan struct{}, concurrency),
+		rendered: store.NewCoalescer(store.MaxDocKeys, existsTimeout, exist)}
 }
 
 // BlobKey is where a document version is stored: subjects are grouped by
@@ -100,7 +111,7 @@ func (h *Handler) render(ctx context.Context, p tasks.PDFRender) error {
 	default:
 		return tasks.Permanent(fmt.Errorf("pdf:render: unknown document kind %q", p.DocKind))
 	}
-	done, err := h.rendered.exists(ctx, store.DocKey{TenantID: p.TenantID, Kind: p.DocKind, SubjectID: p.SubjectID, Version: p.Version})
+	done, err := h.rendered.Do(ctx, store.DocKey{TenantID: p.TenantID, Kind: p.DocKind, SubjectID: p.SubjectID, Version: p.Version})
 	if err != nil {
 		return err
 	}

@@ -829,7 +829,7 @@ func testDispatchManualRetryAndTestEvent(t *testing.T, b *bundle) {
 	// vendor.updated: no other case subscribes to it (they share the tenant).
 	ep := b.endpoint(t, r.URL, store.EventVendorUpdated)
 	other := b.endpoint(t, newReceiver(t, ok200).URL, store.EventVendorUpdated)
-	disp := &dispatch.Handler{DB: b.db, Client: b.queue}
+	disp := dispatch.NewHandler(b.db, b.queue, false)
 	insp := asynq.NewInspectorFromRedisClient(b.rdb.Client)
 	pending := func() map[string]tasks.WebhookDeliver {
 		t.Helper()
