@@ -22,11 +22,11 @@ import (
 // Handler renders documents.
 type Handler struct {
 	// Queue enqueues the follow-up tasks of a render (PDFRender.Then).
-	Queue    *asynq.Client
-	db       *store.DB
-	blobs    blob.Store
-	fonts    *Fonts
-	sem      chan struct{}
+	Queue *asynq.Client
+	db    *store.DB
+	blobs blob.Store
+	fonts *Fonts
+	sem   chan struct{}
 	// rendered answers "is this document already rendered?" for the render
 	// tasks running at once with as few queries as it can: a burst of tasks
 	// whose documents exist (a redelivery, a replay of events after Redis
@@ -52,7 +52,9 @@ func NewHandler(db *store.DB, blobs blob.Store, concurrency int) *Handler {
 		// not something a running worker can recover from.
 		panic(err)
 	}
-	exist := func(ctx context.Context, keys []store.DocKey) ([]bool, error) { return store.DocumentsExist(ctx, db, keys) }
+	exist := func(ctx context.Context, keys []store.DocKey) ([]bool, error) {
+		return store.DocumentsExist(ctx, db, keys)
+	}
 	return &Handler{db: db, blobs: blobs, fonts: fonts, sem: make(chan struct{}, concurrency),
 		rendered: store.NewCoalescer(store.MaxDocKeys, existsTimeout, exist)}
 }
