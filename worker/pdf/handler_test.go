@@ -140,6 +140,43 @@ func TestHandleInvoiceTwiceOneDocument(t *testing.T) {
 	}
 }
 
+// An order's render reads in the statement that reads the order whether
+// its version is rendered: a second task renders nothing (the stored file
+// is not rewritten), and the document of an older version does not count.
+func TestHandleOrderTwiceRendersOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	po, _ := b.invoice(t) // the order is at version 2 (approved)
+	older := tasks.PDFRender{TenantID: b.ten.ID, DocKind: store.DocPurchaseOrder, SubjectID: po.ID, Version: po.Version - 1}
+	if _, err := store.PutDocument(ctx, b.db, store.Document{TenantID: b.ten.ID, Kind: store.DocPurchaseOrder, SubjectID: po.ID,
+		Version: older.Version, BlobKey: pdf.BlobKey(b.ten.ID, store.DocPurchaseOrder, po.ID, older.Version),
+		ContentType: "application/pdf", Size: 1, SHA256: strings.Repeat("0", 64)}); err != nil {
+		t.Fatal(err)
+	}
+	task := tasks.PDFRender{TenantID: b.ten.ID, DocKind: store.DocPurchaseOrder, SubjectID: po.ID, Version: po.Version}
+	if err := b.h.Handle(ctx, task, nil); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := store.GetDocument(ctx, b.db, b.ten.ID, store.DocPurchaseOrder, po.ID, po.Version)
+	if err != nil {
+		t.Fatalf("the current version was not rendered beside the older one: %v", err)
+	}
+	file := filepath.Join(b.blobs.Root(), filepath.FromSlash(doc.BlobKey))
+	if err := os.WriteFile(file, []byte("left as it is"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.h.Handle(ctx, task, nil); err != nil {
+		t.Fatalf("second render: %v", err)
+	}
+	if got, err := os.ReadFile(file); err != nil || string(got) != "left as it is" {
+		t.Errorf("the second task rendered the order again (%v)", err)
+	}
+	if n, err := store.CountDocuments(ctx, b.db, b.ten.ID, store.DocPurchaseOrder, po.ID); err != nil || n != 2 {
+		t.Errorf("documents = %d (%v), want 2 (the older version and this one)", n, err)
+	}
+}
+
 func TestHandleSkipsOtherVersions(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
