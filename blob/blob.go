@@ -64,7 +64,7 @@ func (d *Dir) path(key string) (string, error) {
 // (the audit rows an archive holds). The directories it creates are synced
 // into their parents the same way.
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
-	return d.put(ctx, key, r, os.Rename)
+	return d.put(ctx, key, r, false)
 }
 
 // PutNew stores everything read from r under key unless key holds a file
@@ -73,7 +73,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 // of writers racing for a new key, one wins and the others leave its file
 // as it is. Durable as Put.
 func (d *Dir) PutNew(ctx context.Context, key string, r io.Reader) (bool, error) {
-	_, err := d.put(ctx, key, r, os.Link)
+	_, err := d.put(ctx, key, r, true)
 	if errors.Is(err, fs.ErrExist) {
 		return false, nil
 	}
@@ -81,8 +81,9 @@ func (d *Dir) PutNew(ctx context.Context, key string, r io.Reader) (bool, error)
 }
 
 // put writes r to a synced temporary file in key's directory, gives it the
-// key's name with place (os.Rename or os.Link) and syncs the directory.
-func (d *Dir) put(ctx context.Context, key string, r io.Reader, place func(oldpath, newpath string) error) (int64, error) {
+// key's name (os.Rename, or os.Link when link is set) and syncs the
+// directory.
+func (d *Dir) put(ctx context.Context, key string, r io.Reader, link bool) (int64, error) {
 	p, err := d.path(key)
 	if err != nil {
 		return 0, err
@@ -96,7 +97,12 @@ func (d *Dir) put(ctx context.Context, key string, r io.Reader, place func(oldpa
 		return 0, fmt.Errorf("create temp file for %s: %w", key, err)
 	}
 	tmp := f.Name()
-	defer func() { _ = os.Remove(tmp) }() // after a rename, a no-op; after a link, drops the temporary name
+	renamed := false
+	defer func() {
+		if !renamed { // after a rename the name is gone already: no system call for nothing
+			_ = os.Remove(tmp) // after a failure, or a link: drop the temporary name
+		}
+	}()
 	n, err := io.Copy(f, readerWithContext{ctx, r})
 	if err == nil {
 		err = f.Sync()
@@ -107,9 +113,14 @@ func (d *Dir) put(ctx context.Context, key string, r io.Reader, place func(oldpa
 	if err != nil {
 		return 0, fmt.Errorf("write blob %s: %w", key, err)
 	}
+	place := os.Rename
+	if link {
+		place = os.Link
+	}
 	if err := place(tmp, p); err != nil {
 		return 0, fmt.Errorf("store blob %s: %w", key, err)
 	}
+	renamed = !link
 	if err := d.syncDir(dir); err != nil {
 		return 0, fmt.Errorf("sync blob dir for %s: %w", key, err)
 	}

@@ -33,6 +33,12 @@ func TestDirPutOpenDelete(t *testing.T) {
 	if string(got) != "hello again" {
 		t.Fatalf("got %q", got)
 	}
+	// A Put that fails while writing leaves the key and no temporary file.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := d.Put(cctx, "tenants/1/po/7/v1.pdf", strings.NewReader("never")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("put with an ended context: %v", err)
+	}
 	entries, _ := os.ReadDir(filepath.Join(d.Root(), "tenants/1/po/7"))
 	if len(entries) != 1 {
 		t.Fatalf("temp files left behind: %v", entries)
