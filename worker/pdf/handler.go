@@ -27,12 +27,10 @@ type Handler struct {
 	blobs blob.Store
 	fonts *Fonts
 	sem   chan struct{}
-	// rendered answers "is this document already rendered?" for the
-	// invoice and report render tasks running at once with as few queries
-	// as it can: a burst of tasks whose documents exist (a redelivery, a
-	// replay of events after Redis lost its queues) costs one query per
-	// batch, not one per task. An order's render reads that in the
-	// statement that reads the order.
+	// rendered answers "is this document already rendered?" for the render
+	// tasks running at once with as few queries as it can: a burst of tasks
+	// whose documents exist (a redelivery, a replay of events after Redis
+	// lost its queues) costs one query per batch, not one per task.
 	rendered *store.Coalescer[store.DocKey, bool]
 }
 
@@ -73,9 +71,6 @@ type subject struct {
 	version int
 	name    string // for errors, e.g. "PO-000042"
 	render  func(ctx context.Context, w io.Writer) error
-	// rendered: the document of the task's version is recorded already
-	// (the other fields are then unset).
-	rendered bool
 }
 
 // Handle implements the pdf:render task for purchase orders, invoices and
@@ -107,43 +102,36 @@ func (h *Handler) then(ctx context.Context, p tasks.PDFRender) error {
 }
 
 func (h *Handler) render(ctx context.Context, p tasks.PDFRender) error {
-	key := store.DocKey{TenantID: p.TenantID, Kind: p.DocKind, SubjectID: p.SubjectID, Version: p.Version}
-	var (
-		s   subject
-		err error
-	)
+	var load func(ctx context.Context, tenantID, id int64) (subject, error)
 	switch p.DocKind {
 	case store.DocPurchaseOrder:
-		s, err = h.loadPurchaseOrder(ctx, key)
+		load = h.loadPurchaseOrder
 	case store.DocInvoice:
-		s, err = h.loadUnlessRendered(ctx, key, h.loadInvoice)
+		load = h.loadInvoice
 	case store.DocReport:
-		s, err = h.loadUnlessRendered(ctx, key, h.loadReport)
+		load = h.loadReport
 	default:
 		return tasks.Permanent(fmt.Errorf("pdf:render: unknown document kind %q", p.DocKind))
 	}
+	done, err := h.rendered.Do(ctx, store.DocKey{TenantID: p.TenantID, Kind: p.DocKind, SubjectID: p.SubjectID, Version: p.Version})
+	if err != nil {
+		return err
+	}
+	if done {
+		return nil // already rendered
+	}
+	s, err := load(ctx, p.TenantID, p.SubjectID)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errBadSubject) {
 		return tasks.Permanent(err)
 	}
 	if err != nil {
 		return err
 	}
-	if s.rendered || s.version != p.Version {
-		// Done already; or a newer version has its own task, and an older
-		// one is not rendered.
+	if s.version != p.Version {
+		// A newer version has its own task; an older one is not rendered.
 		return nil
 	}
 	return h.store(ctx, p, s)
-}
-
-// loadUnlessRendered loads the subject of key unless its document is
-// recorded already (subject.rendered).
-func (h *Handler) loadUnlessRendered(ctx context.Context, key store.DocKey, load func(ctx context.Context, tenantID, id int64) (subject, error)) (subject, error) {
-	done, err := h.rendered.Do(ctx, key)
-	if err != nil || done {
-		return subject{rendered: done}, err
-	}
-	return load(ctx, key.TenantID, key.SubjectID)
 }
 
 // store renders s (at most h's concurrency at once), puts the PDF in the
@@ -173,17 +161,11 @@ func (h *Handler) store(ctx context.Context, p tasks.PDFRender, s subject) error
 	return err
 }
 
-// loadPurchaseOrder reads the order and, in the same statement, whether the
-// document of key's version is recorded.
-func (h *Handler) loadPurchaseOrder(ctx context.Context, key store.DocKey) (subject, error) {
-	o, err := store.GetPurchaseOrderWithPDF(ctx, h.db, key.TenantID, key.SubjectID, key.Version)
+func (h *Handler) loadPurchaseOrder(ctx context.Context, tenantID, id int64) (subject, error) {
+	po, vendor, tenant, err := store.GetPurchaseOrderWithParties(ctx, h.db, tenantID, id)
 	if err != nil {
 		return subject{}, err
 	}
-	if o.PDF != nil && o.PDF.Version == key.Version {
-		return subject{rendered: true}, nil
-	}
-	po, vendor, tenant := o.Order, o.Vendor, o.Tenant
 	doc := PurchaseOrder{
 		TenantName: tenant.Name, Number: po.Number(), Status: po.Status, Currency: po.Currency, Notes: po.Notes,
 		CreatedAt: po.CreatedAt, Total: po.TotalAmount,

@@ -140,9 +140,9 @@ func TestHandleInvoiceTwiceOneDocument(t *testing.T) {
 	}
 }
 
-// An order's render reads in the statement that reads the order whether
-// its version is rendered: a second task renders nothing (the stored file
-// is not rewritten), and the document of an older version does not count.
+// An order's version is rendered once: a second task renders nothing (the
+// stored file is not rewritten), and the document of an older version does
+// not count as this one's.
 func TestHandleOrderTwiceRendersOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
