@@ -256,6 +256,35 @@ func TestClaimEmailSuppressedRecipient(t *testing.T) {
 	}
 }
 
+// MarkEmailSent marks every email it is given that is still 'sending'; a
+// final one (refused) keeps its status, and emails not named stay sending.
+func TestMarkEmailSentSeveral(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.NewDB(t)
+	ten := storetest.Tenant(t, db, "mail")
+	var rows []store.Email
+	for _, key := range []string{"a", "b", "refused", "other"} {
+		e, _, err := store.ClaimEmail(ctx, db, newEmail(ten.ID, key), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, e)
+	}
+	if err := store.MarkEmailFailed(ctx, db, rows[2].ID, "550 no such user"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.MarkEmailSent(ctx, db, rows[0].ID, rows[1].ID, rows[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{store.EmailSent, store.EmailSent, store.EmailFailed, store.EmailSending} {
+		e, err := store.GetEmail(ctx, db, ten.ID, rows[i].DedupeKey)
+		if err != nil || e.Status != want || (want == store.EmailSent) != (e.SentAt != nil) || (want == store.EmailSent && e.LeaseUntil != nil) {
+			t.Errorf("email %s: %+v (%v), want %s", rows[i].DedupeKey, e, err, want)
+		}
+	}
+}
+
 func TestEmailSuppressions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

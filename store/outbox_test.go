@@ -104,3 +104,41 @@ func handlerReads(t *testing.T, conn *sql.Conn) int64 {
 	}
 	return total
 }
+
+// MarkDispatched marks every event it is given, once: an event marked
+// already keeps its first time, and events not named stay unmarked.
+func TestMarkDispatchedSeveral(t *testing.T) {
+	t.Parallel()
+	db := storetest.NewDB(t)
+	ctx := context.Background()
+	ten := storetest.Tenant(t, db, "dispatched")
+	v := storetest.Vendor(t, db, ten.ID, "Globex")
+	var ids []int64
+	for range 4 {
+		ids = append(ids, storetest.PurchaseOrder(t, db, ten.ID, v.ID, 1).Event.ID)
+	}
+	if err := store.MarkDispatched(ctx, db, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	first, err := store.GetEvent(ctx, db, ids[0])
+	if err != nil || first.DispatchedAt == nil {
+		t.Fatalf("event %d: %+v %v", ids[0], first, err)
+	}
+	if err := store.MarkDispatched(ctx, db, ids[0], ids[1], ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		ev, err := store.GetEvent(ctx, db, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case i == 0 && (ev.DispatchedAt == nil || !ev.DispatchedAt.Equal(*first.DispatchedAt)):
+			t.Errorf("event %d dispatched at %v, want its first mark %v", id, ev.DispatchedAt, first.DispatchedAt)
+		case i < 3 && ev.DispatchedAt == nil:
+			t.Errorf("event %d not marked dispatched", id)
+		case i == 3 && ev.DispatchedAt != nil:
+			t.Errorf("event %d, not named, marked dispatched", id)
+		}
+	}
+}
