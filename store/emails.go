@@ -227,11 +227,7 @@ func MarkEmailSent(ctx context.Context, q Querier, ids ...int64) error {
 		return nil
 	}
 	ts := now()
-	args := make([]any, 0, len(ids)+4)
-	args = append(args, EmailSent, ts, ts, EmailSending)
-	for _, id := range ids {
-		args = append(args, id)
-	}
+	args := appendIDs([]any{EmailSent, ts, ts, EmailSending}, ids)
 	_, err := q.ExecContext(ctx, `UPDATE emails SET status = ?, sent_at = ?, updated_at = ?, lease_until = NULL, last_error = ''
 		WHERE status = ? AND id IN (`+placeholders(len(ids))+`)`, args...)
 	if err != nil {

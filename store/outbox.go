@@ -170,11 +170,7 @@ func MarkPublished(ctx context.Context, q Querier, ids ...int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, now())
-	for _, id := range ids {
-		args = append(args, id)
-	}
+	args := appendIDs([]any{now()}, ids)
 	_, err := q.ExecContext(ctx, `UPDATE outbox_events SET published_at = ?, publish_attempts = publish_attempts + 1
 		WHERE published_at IS NULL AND id IN (`+placeholders(len(ids))+`)`, args...)
 	if err != nil {
@@ -188,10 +184,7 @@ func MarkPublishFailed(ctx context.Context, q Querier, ids ...int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(ids))
-	for _, id := range ids {
-		args = append(args, id)
-	}
+	args := appendIDs(nil, ids)
 	_, err := q.ExecContext(ctx, `UPDATE outbox_events SET publish_attempts = publish_attempts + 1 WHERE id IN (`+placeholders(len(ids))+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("count failed publish of %d outbox events: %w", len(ids), err)
@@ -204,11 +197,7 @@ func MarkDispatched(ctx context.Context, q Querier, ids ...int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, now())
-	for _, id := range ids {
-		args = append(args, id)
-	}
+	args := appendIDs([]any{now()}, ids)
 	_, err := q.ExecContext(ctx, `UPDATE outbox_events SET dispatched_at = ? WHERE dispatched_at IS NULL AND id IN (`+placeholders(len(ids))+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("mark %d outbox events dispatched: %w", len(ids), err)
@@ -244,6 +233,16 @@ func GetOutboxStats(ctx context.Context, q Querier) (OutboxStats, error) {
 		return s, fmt.Errorf("read outbox dispatch backlog: %w", err)
 	}
 	return s, nil
+}
+
+// appendIDs appends ids to the arguments of a statement, for the IN list
+// that placeholders(len(ids)) writes.
+func appendIDs(args []any, ids []int64) []any {
+	args = slices.Grow(args, len(ids))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return args
 }
 
 func placeholders(n int) string {

@@ -69,10 +69,7 @@ func ListTaskRunsOfEvents(ctx context.Context, q Querier, eventIDs []int64) ([]T
 	if len(eventIDs) == 0 {
 		return nil, nil
 	}
-	args := make([]any, len(eventIDs))
-	for i, id := range eventIDs {
-		args[i] = id
-	}
+	args := appendIDs(nil, eventIDs)
 	rows, err := q.QueryContext(ctx, `SELECT task_id, task_type, queue, tenant_id, event_id, state, attempts, last_error, created_at, updated_at
 		FROM task_runs WHERE event_id IN (`+placeholders(len(eventIDs))+`) ORDER BY created_at, id`, args...)
 	if err != nil {

@@ -805,10 +805,7 @@ func ListWebhookAttempts(ctx context.Context, q Querier, deliveryIDs []int64) (m
 	if len(deliveryIDs) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(deliveryIDs))
-	for i, id := range deliveryIDs {
-		args[i] = id
-	}
+	args := appendIDs(nil, deliveryIDs)
 	rows, err := q.QueryContext(ctx, `SELECT id, delivery_id, attempt, round, started_at, duration_ms, status_code, COALESCE(response_excerpt, ''), error, next_attempt_at
 		FROM webhook_attempts WHERE delivery_id IN (`+placeholders(len(deliveryIDs))+`) ORDER BY delivery_id, id`, args...)
 	if err != nil {
