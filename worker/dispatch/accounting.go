@@ -15,7 +15,7 @@ type accountingBody struct {
 }
 
 // accountingEffects are the accounting syncs an event causes, when
-// accounting sync is on (h.Accounting):
+// accounting sync is on (h.accounting):
 //
 //	purchase_order.*   the order (every transition is a new version: an update at the partner)
 //	invoice.created    the invoice, as a bill
@@ -25,7 +25,7 @@ type accountingBody struct {
 // decides from the document's sync row whether to create, update or do
 // nothing.
 func (h *Handler) accountingEffects(_ context.Context, ev store.Event) ([]Effect, error) {
-	if !h.Accounting {
+	if !h.accounting {
 		return nil, nil
 	}
 	var docType string

@@ -15,7 +15,7 @@ import (
 // with accounting off, or for other events, nothing.
 func TestAccountingEffects(t *testing.T) {
 	t.Parallel()
-	on := &Handler{Accounting: true}
+	on := &Handler{accounting: true}
 	ev := func(typ, aggregate string, id int64, payload string) store.Event {
 		return store.Event{ID: 900, TenantID: 7, Type: typ, AggregateType: aggregate, AggregateID: id, Payload: []byte(payload)}
 	}

@@ -18,25 +18,25 @@ type Effect struct {
 	TaskID  string
 }
 
-// Handler turns events into effect tasks.
+// Handler turns events into effect tasks; NewHandler makes one.
 type Handler struct {
-	DB     *store.DB
-	Client *asynq.Client
-	// Accounting is on when an accounting partner is configured
+	db     *store.DB
+	client *asynq.Client
+	// accounting is on when an accounting partner is configured
 	// (IACC_ACCOUNTING_URL); off, events cause no accounting syncs.
-	Accounting bool
+	accounting bool
 	// dispatched marks events dispatched, concurrent ones in one UPDATE.
 	dispatched *store.Coalescer[int64, struct{}]
 }
 
 // NewHandler returns the event:dispatch handler.
 func NewHandler(db *store.DB, client *asynq.Client, accounting bool) *Handler {
-	return &Handler{DB: db, Client: client, Accounting: accounting, dispatched: store.NewMarker(db, store.MarkDispatched)}
+	return &Handler{db: db, client: client, accounting: accounting, dispatched: store.NewMarker(db, store.MarkDispatched)}
 }
 
 // Handle implements the event:dispatch task.
 func (h *Handler) Handle(ctx context.Context, p tasks.EventDispatch, _ *asynq.Task) error {
-	d, err := store.GetEventForDispatch(ctx, h.DB, p.EventID)
+	d, err := store.GetEventForDispatch(ctx, h.db, p.EventID)
 	if errors.Is(err, store.ErrNotFound) {
 		// Events are published only after COMMIT, so a missing one was
 		// removed by retention or belongs to another database.
@@ -51,7 +51,7 @@ func (h *Handler) Handle(ctx context.Context, p tasks.EventDispatch, _ *asynq.Ta
 		return err
 	}
 	for _, e := range effects {
-		if _, err := tasks.Enqueue(ctx, h.Client, e.Payload, e.TaskID); err != nil {
+		if _, err := tasks.Enqueue(ctx, h.client, e.Payload, e.TaskID); err != nil {
 			return fmt.Errorf("dispatch event %d: %w", ev.ID, err)
 		}
 	}

@@ -32,7 +32,7 @@ func (h *Handler) webhookEffects(ctx context.Context, ev store.Event, subscribed
 		if err != nil {
 			return nil, tasks.Permanent(err)
 		}
-		ep, err := store.GetWebhookEndpoint(ctx, h.DB, ev.TenantID, r.EndpointID)
+		ep, err := store.GetWebhookEndpoint(ctx, h.db, ev.TenantID, r.EndpointID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil // deleted since
 		}
@@ -45,7 +45,7 @@ func (h *Handler) webhookEffects(ctx context.Context, ev store.Event, subscribed
 		if err != nil {
 			return nil, tasks.Permanent(err)
 		}
-		d, err := store.GetWebhookDelivery(ctx, h.DB, ev.TenantID, r.DeliveryID)
+		d, err := store.GetWebhookDelivery(ctx, h.db, ev.TenantID, r.DeliveryID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil
 		}
@@ -60,7 +60,7 @@ func (h *Handler) webhookEffects(ctx context.Context, ev store.Event, subscribed
 	if len(endpointIDs) == 0 {
 		return nil, nil
 	}
-	ds, err := store.EnsureWebhookDeliveries(ctx, h.DB, ev, endpointIDs)
+	ds, err := store.EnsureWebhookDeliveries(ctx, h.db, ev, endpointIDs)
 	if err != nil {
 		return nil, err
 	}
